@@ -1,0 +1,162 @@
+"""The ``catalyst`` command.
+
+Errors print as one line (``catalyst: error: …``) and exit with status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from catalyst_kernel import __version__
+from catalyst_kernel.errors import CatalystError
+from catalyst_kernel.model.convert import unstructure
+from catalyst_kernel.plugins.manager import PluginInfo, PluginManager, SlotSelection
+from catalyst_kernel.settings import Settings, load_settings_with_sources
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["cli", "main", "run"]
+
+
+class _State:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+
+    def manager(self, *, strict: bool) -> PluginManager:
+        loaded = load_settings_with_sources(self.config)
+        settings: Settings = loaded.settings
+        return PluginManager(
+            settings, strict=strict or settings.strict_plugins, sources=loaded.sources
+        ).load()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file (default: $CATALYST_CONFIG, else ./catalyst.toml if present).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Catalyst: a GitOps control plane."""
+    ctx.obj = _State(config)
+
+
+@cli.command()
+def version() -> None:
+    """Print the kernel's version."""
+    click.echo(f"catalyst-kernel {__version__}")
+
+
+def _plugin_json(info: PluginInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "distribution": info.distribution,
+        "version": info.version,
+        "builtin": info.builtin,
+        "module": info.module,
+        "status": info.status.value,
+        "provides": list(info.provides),
+        "hooks": list(info.hooks),
+        "error": info.error,
+    }
+
+
+def _selection_json(selection: SlotSelection) -> dict[str, Any]:
+    return unstructure(selection)  # type: ignore[no-any-return]
+
+
+def _render_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail (exit 1) if any plugin fails to load (also $CATALYST_STRICT_PLUGINS=1).",
+)
+@click.pass_obj
+def plugins(state: _State, as_json: bool, strict: bool) -> None:
+    """List installed plugins, what they provide, the provider of each slot and load errors."""
+    manager = state.manager(strict=strict)
+    infos = manager.plugins()
+    selections = manager.selections()
+    if as_json:
+        document = {
+            "plugins": [_plugin_json(info) for info in infos],
+            "providers": {s.slot.value: _selection_json(s) for s in selections},
+            "errors": [
+                {"name": info.name, "distribution": info.distribution, "error": info.error}
+                for info in manager.errors()
+            ],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    rows = [("NAME", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES")]
+    for info in infos:
+        rows.append(
+            (
+                info.name + (" (built-in)" if info.builtin else ""),
+                info.distribution or "-",
+                info.version or "-",
+                info.status.value,
+                ", ".join(info.provides) or "-",
+            )
+        )
+    lines = _render_table(rows)
+    lines.append("")
+    lines.append("Providers:")
+    for selection in selections:
+        state_text = "active" if selection.available else f"NOT AVAILABLE: {selection.reason}"
+        lines.append(f"  {selection.slot.value:<10} {selection.provider:<26} {state_text}")
+    problems = [info for info in infos if info.error]
+    if problems:
+        lines.append("")
+        lines.append("Not loaded:")
+        for info in problems:
+            lines.append(
+                f"  {info.name} ({info.distribution or 'unknown distribution'}): {info.error}"
+            )
+    click.echo("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="catalyst",
+            standalone_mode=False,
+        )
+    except CatalystError as exc:
+        click.echo(f"catalyst: error: {exc}", err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("catalyst: aborted", err=True)
+        return 1
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

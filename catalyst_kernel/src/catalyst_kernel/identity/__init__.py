@@ -1,0 +1,1 @@
+"""Identity: bearer tokens to Principals (SPEC §7)."""

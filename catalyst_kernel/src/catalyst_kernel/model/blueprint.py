@@ -1,0 +1,263 @@
+"""The Blueprint: a versioned, installable unit of the catalog (SPEC §5.1).
+
+Field names are snake_case here and camelCase in ``blueprint.yaml`` (``configSchema``); the one
+converter in :mod:`catalyst_kernel.model.convert` maps between them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+from attrs import field, frozen
+from semantic_version import NpmSpec
+
+from catalyst_kernel.errors import InvalidInput
+from catalyst_kernel.model.names import (
+    check_blueprint_name,
+    check_dns_label,
+    check_organization_name,
+    check_semver,
+)
+from catalyst_kernel.model.validators import constant, name_rule, non_empty
+
+__all__ = [
+    "BLUEPRINT_API_VERSION",
+    "Blueprint",
+    "BlueprintMetadata",
+    "BlueprintSpec",
+    "Card",
+    "Dependency",
+    "ManifestSource",
+    "Manifests",
+    "Observability",
+    "Owner",
+    "ResourceNeed",
+    "RotationRule",
+    "SizingOverlay",
+    "SourceKind",
+    "SourceRef",
+    "UpgradeBlock",
+    "Upgrades",
+    "Visibility",
+    "check_version_range",
+]
+
+BLUEPRINT_API_VERSION: Final = "catalyst.openova.io/v1alpha1"
+
+
+def check_version_range(value: object) -> str:
+    """Return ``value`` if it is an npm-style range (``^1.4``, ``~1.4``, ``1.2.x``, ``1.2.3``)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"version range must be a non-empty string, got {value!r}")
+    try:
+        NpmSpec(value)
+    except ValueError as exc:
+        raise InvalidInput(f"version range {value!r} is not valid: {exc}") from None
+    return value
+
+
+def _range(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        try:
+            check_version_range(value)
+        except InvalidInput as exc:
+            exc.field = attribute.name
+            raise
+
+
+def _alias(value: object) -> str:
+    return check_dns_label(value, what="Dependency alias", rule="alias")
+
+
+def _resource_name(value: object) -> str:
+    return check_dns_label(value, what="Resource", rule="resource")
+
+
+class Visibility(enum.StrEnum):
+    """Who may see a Blueprint: ``private`` ones only inside their Organization."""
+
+    LISTED = "listed"
+    UNLISTED = "unlisted"
+    PRIVATE = "private"
+
+
+class SourceKind(enum.StrEnum):
+    """How a Blueprint's manifests are rendered by Flux."""
+
+    HELM_CHART = "HelmChart"
+    KUSTOMIZE = "Kustomize"
+
+
+class SizingOverlay(enum.StrEnum):
+    """The sizing overlays a Blueprint may offer."""
+
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+
+
+@frozen
+class BlueprintMetadata:
+    name: str = field(validator=name_rule(check_blueprint_name))
+    version: str = field(validator=name_rule(check_semver))
+
+
+@frozen
+class Card:
+    """What the catalog shows."""
+
+    title: str = field(validator=non_empty)
+    summary: str = ""
+    description: str = ""
+    category: str = "component"
+    icon: str | None = None
+    tags: tuple[str, ...] = ()
+    documentation: str | None = None
+
+
+@frozen
+class Owner:
+    """Who maintains the Blueprint; ``organization`` is set for Organization-private Blueprints."""
+
+    organization: str | None = field(
+        default=None, validator=attrs.validators.optional(name_rule(check_organization_name))
+    )
+    team: str | None = None
+    contact: str | None = None
+
+
+@frozen
+class Dependency:
+    """Another Blueprint this one needs, resolved at install time."""
+
+    blueprint: str = field(validator=name_rule(check_blueprint_name))
+    version: str = field(validator=_range)
+    alias: str = field(validator=name_rule(_alias))
+    when: str | None = None
+    values: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen
+class SourceRef:
+    """Where the manifests come from: a Helm chart, or a Kustomize path inside the Blueprint."""
+
+    chart: str | None = None
+    repository: str | None = None
+    version: str | None = None
+    path: str | None = None
+    url: str | None = None
+
+
+@frozen
+class ManifestSource:
+    kind: SourceKind
+    ref: SourceRef = field()
+
+    @ref.validator
+    def _complete(self, _attribute: attrs.Attribute[Any], ref: SourceRef) -> None:
+        if self.kind is SourceKind.HELM_CHART and not (
+            ref.chart and ref.repository and ref.version
+        ):
+            raise InvalidInput(
+                "a HelmChart source needs ref.chart, ref.repository and ref.version", field="ref"
+            )
+        if self.kind is SourceKind.KUSTOMIZE and not (ref.path or ref.url):
+            raise InvalidInput("a Kustomize source needs ref.path or ref.url", field="ref")
+
+
+@frozen
+class Manifests:
+    source: ManifestSource
+    overlays: Mapping[SizingOverlay, Mapping[str, Any]] = field(factory=dict)
+
+
+@frozen
+class UpgradeBlock:
+    """Versions that may not upgrade straight to this one, and why."""
+
+    from_: str = field(validator=_range)
+    reason: str = field(validator=non_empty)
+
+
+@frozen
+class Upgrades:
+    """``from``: the range this version upgrades from; ``blocks``: ranges refused with a reason."""
+
+    from_: str | None = field(default=None, validator=_range)
+    blocks: tuple[UpgradeBlock, ...] = ()
+
+
+@frozen
+class RotationRule:
+    """A secret the Blueprint rotates, and how often (a Go-style duration such as ``720h``)."""
+
+    secret: str = field(validator=non_empty)
+    every: str = field(validator=non_empty)
+    strategy: str | None = None
+
+
+@frozen
+class Observability:
+    dashboards: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+    service_monitor: bool = False
+
+
+@frozen
+class ResourceNeed:
+    """A non-Kubernetes need (a database, a bucket) that becomes a Crossplane claim."""
+
+    name: str = field(validator=name_rule(_resource_name))
+    api_version: str = field(validator=non_empty)
+    kind: str = field(validator=non_empty)
+    spec: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen
+class BlueprintSpec:
+    card: Card
+    manifests: Manifests
+    visibility: Visibility = Visibility.LISTED
+    owner: Owner = Owner()
+    config_schema: Mapping[str, Any] = field(factory=dict)
+    placement_schema: Mapping[str, Any] = field(factory=dict)
+    depends: tuple[Dependency, ...] = field(default=())
+    upgrades: Upgrades = Upgrades()
+    rotation: tuple[RotationRule, ...] = ()
+    observability: Observability = Observability()
+    resources: tuple[ResourceNeed, ...] = ()
+
+    @depends.validator
+    def _unique_aliases(
+        self, _attribute: attrs.Attribute[Any], depends: tuple[Dependency, ...]
+    ) -> None:
+        seen: set[str] = set()
+        for dependency in depends:
+            if dependency.alias in seen:
+                raise InvalidInput(
+                    f"dependency alias {dependency.alias!r} is used twice", field="depends"
+                )
+            seen.add(dependency.alias)
+
+
+@frozen
+class Blueprint:
+    """``blueprint.yaml``: ``apiVersion``, ``kind``, ``metadata`` and ``spec``."""
+
+    metadata: BlueprintMetadata
+    spec: BlueprintSpec
+    api_version: str = field(
+        default=BLUEPRINT_API_VERSION, validator=constant(BLUEPRINT_API_VERSION)
+    )
+    kind: str = field(default="Blueprint", validator=constant("Blueprint"))
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version

@@ -1,0 +1,1 @@
+"""Promotion and EnvironmentPolicy (SPEC §5.4)."""

@@ -1,0 +1,1 @@
+"""The write side: plans, manifest composition and Environment repositories (SPEC §5)."""

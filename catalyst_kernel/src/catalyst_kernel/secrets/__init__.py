@@ -1,0 +1,1 @@
+"""Secrets: values kept out of Git, referenced by ExternalSecrets (SPEC §8)."""

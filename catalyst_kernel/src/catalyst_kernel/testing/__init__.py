@@ -1,0 +1,39 @@
+"""Public testing API: conformance suites, shape checks, in-memory doubles and pytest fixtures.
+
+Every provider in this repository runs its slot's suite, and a third-party plugin proves itself
+with a few lines (see ``docs/plugin-author-guide.md``).
+"""
+
+from catalyst_kernel.testing.doubles import MemoryProjectionView, RecordingPublisher
+from catalyst_kernel.testing.shape import assert_implements, interface_members
+from catalyst_kernel.testing.suites import (
+    ApiExtensionConformance,
+    CommitterConformance,
+    EventSourceConformance,
+    IdentityConformance,
+    LifecycleConformance,
+    ManifestComposerConformance,
+    ProjectionConformance,
+    RuleKindConformance,
+    SecretsConformance,
+    SlotConformance,
+    SpineConformance,
+)
+
+__all__ = [
+    "ApiExtensionConformance",
+    "CommitterConformance",
+    "EventSourceConformance",
+    "IdentityConformance",
+    "LifecycleConformance",
+    "ManifestComposerConformance",
+    "MemoryProjectionView",
+    "ProjectionConformance",
+    "RecordingPublisher",
+    "RuleKindConformance",
+    "SecretsConformance",
+    "SlotConformance",
+    "SpineConformance",
+    "assert_implements",
+    "interface_members",
+]

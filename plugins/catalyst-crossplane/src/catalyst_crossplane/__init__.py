@@ -1,0 +1,1 @@
+"""Catalyst plugin: Crossplane claims, compositions and resource watches."""

@@ -1,0 +1,1 @@
+"""Catalyst plugin: Environment repositories, pull requests and webhooks on Gitea."""

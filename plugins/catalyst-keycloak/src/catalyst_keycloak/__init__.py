@@ -1,0 +1,1 @@
+"""Catalyst plugin: Keycloak identity providers (per-organization and shared-sovereign)."""

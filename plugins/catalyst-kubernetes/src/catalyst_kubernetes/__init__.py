@@ -1,0 +1,1 @@
+"""Catalyst plugin: Kubernetes informers and Flux events as event sources."""

@@ -1,0 +1,1 @@
+"""Catalyst plugin: NATS JetStream spine and KV read model."""

@@ -1,0 +1,1 @@
+"""Catalyst plugin: OpenBao secret backend."""

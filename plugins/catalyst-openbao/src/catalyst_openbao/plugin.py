@@ -1,0 +1,4 @@
+"""The `openbao` plugin module registered under the `catalyst` entry-point group.
+
+It declares no hook implementations yet; the plugin manager lists it as installed.
+"""
