@@ -50,9 +50,7 @@ def make_distribution(site_dir: Path) -> MakeDistribution:
         normalized = name.replace("-", "_")
         info = site_dir / f"{normalized}-{version}.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-        )
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
         lines = "".join(f"{ep} = {module}\n" for ep, module in entry_points.items())
         (info / "entry_points.txt").write_text(f"[catalyst]\n{lines}")
         for module, source in modules.items():

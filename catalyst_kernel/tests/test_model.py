@@ -113,8 +113,13 @@ def test_unknown_blueprint_keys_are_reported_with_json_pointers() -> None:
         (("spec", "depends", 0, "version"), "^^1", "/spec/depends/0/version", "not valid"),
         (("spec", "depends", 0, "alias"), "DB", "/spec/depends/0/alias", "DNS label"),
         (("spec", "visibility"), "secret", "/spec/visibility", "'listed'"),
-        (("kind", ), "Chart", "/kind", "must be 'Blueprint'"),
-        (("spec", "manifests", "source", "kind"), "Helm", "/spec/manifests/source/kind", "HelmChart"),
+        (("kind",), "Chart", "/kind", "must be 'Blueprint'"),
+        (
+            ("spec", "manifests", "source", "kind"),
+            "Helm",
+            "/spec/manifests/source/kind",
+            "HelmChart",
+        ),
     ],
 )
 def test_bad_blueprint_values_are_reported_where_they_are(
@@ -187,7 +192,9 @@ def test_policy_applies_to_valid_environments_only() -> None:
 
 
 def test_policy_rule_needs_a_kind() -> None:
-    problems = _problems({"metadata": {"name": "p"}, "spec": {"rules": [{"x": 1}]}}, EnvironmentPolicy)
+    problems = _problems(
+        {"metadata": {"name": "p"}, "spec": {"rules": [{"x": 1}]}}, EnvironmentPolicy
+    )
     assert "'kind'" in problems["/spec/rules/0"]
 
 
@@ -214,7 +221,9 @@ def _plan(**changes: Any) -> InstallPlan:
             ),
         ),
         "decisions": (
-            WhenDecision("marketing-site", "db", "{{ .config.postgres.mode == 'embedded' }}", True, "true"),
+            WhenDecision(
+                "marketing-site", "db", "{{ .config.postgres.mode == 'embedded' }}", True, "true"
+            ),
         ),
         "files": (FileChange("applications/marketing-site/values.yaml", FileAction.ADD, "a: 1\n"),),
     }
@@ -239,8 +248,16 @@ def test_plan_round_trips_and_a_forged_digest_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/etc/passwd", "../outside", "applications/../../x", "applications//x", "a\\b", ".git/config",
-     "applications/./x", ""],
+    [
+        "/etc/passwd",
+        "../outside",
+        "applications/../../x",
+        "applications//x",
+        "a\\b",
+        ".git/config",
+        "applications/./x",
+        "",
+    ],
 )
 def test_file_changes_refuse_path_tricks(path: str) -> None:
     with pytest.raises(InvalidInput):
@@ -255,7 +272,9 @@ def test_file_change_content_matches_its_action() -> None:
 
 
 def test_event_is_a_cloudevent_envelope() -> None:
-    event = Event.create(source="/sovereigns/demo", type="io.catalyst.test", subject="git.abc", data={"a": 1})
+    event = Event.create(
+        source="/sovereigns/demo", type="io.catalyst.test", subject="git.abc", data={"a": 1}
+    )
     wire = unstructure(event)
     assert wire["specversion"] == "1.0"
     assert wire["datacontenttype"] == "application/json"
@@ -268,7 +287,13 @@ def test_event_rejects_naive_time_and_other_spec_versions() -> None:
     with pytest.raises(InvalidInput, match="timezone-aware"):
         Event(id="1", source="s", type="t", time=datetime(2026, 1, 1))
     problems = _problems(
-        {"id": "1", "source": "s", "type": "t", "time": "2026-01-01T00:00:00Z", "specversion": "0.3"},
+        {
+            "id": "1",
+            "source": "s",
+            "type": "t",
+            "time": "2026-01-01T00:00:00Z",
+            "specversion": "0.3",
+        },
         Event,
     )
     assert "1.0" in problems["/specversion"]

@@ -123,7 +123,11 @@ def test_application_model_rejects_a_bad_environment() -> None:
 
 @pytest.mark.parametrize(
     ("name", "rule"),
-    [("wordpress", "blueprint.prefix"), ("bp-", "blueprint.pattern"), ("bp-Word", "blueprint.pattern")],
+    [
+        ("wordpress", "blueprint.prefix"),
+        ("bp-", "blueprint.pattern"),
+        ("bp-Word", "blueprint.pattern"),
+    ],
 )
 def test_blueprint_rejections_name_the_rule(name: str, rule: str) -> None:
     with pytest.raises(InvalidName) as caught:

@@ -31,9 +31,11 @@ class _State:
     def manager(self, *, strict: bool) -> PluginManager:
         loaded = load_settings_with_sources(self.config)
         settings: Settings = loaded.settings
-        return PluginManager(
+        manager = PluginManager(
             settings, strict=strict or settings.strict_plugins, sources=loaded.sources
         ).load()
+        manager.check_settings()
+        return manager
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,13 +9,15 @@ Unknown keys are always errors.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping
+import typing
+from collections.abc import Callable, Iterator, Mapping, MutableSequence, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, list_structure_factory
 from cattrs.errors import (
     AttributeValidationNote,
     BaseValidationError,
@@ -122,6 +124,28 @@ def _is_enum(cl: Any) -> bool:
     return isinstance(cl, type) and issubclass(cl, enum.Enum)
 
 
+def _is_list_like(cl: Any) -> bool:
+    origin = typing.get_origin(cl)
+    args = typing.get_args(cl)
+    homogenous_tuple = origin is tuple and len(args) == 2 and args[1] is Ellipsis
+    return homogenous_tuple or origin in (list, Sequence, MutableSequence)
+
+
+def _list_like_factory(cl: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    if typing.get_origin(cl) is tuple:
+        inner = homogenous_tuple_structure_factory(cl, conv)
+    else:
+        inner = list_structure_factory(cl, conv)
+
+    def structure_list(value: Any, type_: Any) -> Any:
+        # A string is iterable, but "/x" where a list of paths belongs is a mistake.
+        if isinstance(value, (str, bytes, Mapping)):
+            raise InvalidInput(f"expected a list, got {value!r}")
+        return inner(value, type_)
+
+    return structure_list
+
+
 def _structure_datetime(value: Any, _type: type) -> datetime:
     if isinstance(value, datetime):
         return value
@@ -184,6 +208,7 @@ converter.register_structure_hook(float, _structure_float)
 converter.register_structure_hook(enum.Enum, _structure_enum)
 converter.register_structure_hook(enum.StrEnum, _structure_enum)
 converter.register_unstructure_hook_func(_is_enum, lambda member: member.value)
+converter.register_structure_hook_factory(_is_list_like, _list_like_factory)
 converter.register_structure_hook(datetime, _structure_datetime)
 converter.register_unstructure_hook(datetime, _unstructure_datetime)
 converter.register_structure_hook(Path, _structure_path)

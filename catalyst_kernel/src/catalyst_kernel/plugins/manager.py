@@ -218,7 +218,6 @@ class PluginManager:
             entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
         for entry_point in sorted(entry_points, key=lambda ep: ep.name):
             self._load_entry_point(entry_point)
-        self._check_unclaimed_sections()
         return self
 
     def _load_entry_point(self, entry_point: importlib.metadata.EntryPoint) -> None:
@@ -333,7 +332,11 @@ class PluginManager:
             section or {}, settings_class, prefix=f"plugins.{name}", sources=self._sources
         )
 
-    def _check_unclaimed_sections(self) -> None:
+    def check_settings(self) -> None:
+        """Raise :class:`SettingsError` for a ``[plugins.<name>]`` table no plugin claims.
+
+        Hosts call it once every plugin is registered (``load()`` and any explicit ones).
+        """
         for name in sorted(self.settings.plugins):
             if name not in self._infos:
                 raise SettingsError(
