@@ -24,8 +24,7 @@ from catalyst_kernel.secrets.backend import SecretBackend
 from catalyst_kernel.settings import Settings
 from catalyst_kernel.testing import assert_implements, interface_members
 
-from .conftest import MakeDistribution
-
+MakeDistribution = Callable[..., list[Any]]
 Register = Callable[..., Any]
 
 

@@ -1,8 +1,10 @@
-"""Fixtures for kernel tests: throw-away distributions on a temporary sys.path entry."""
+"""Repository-wide test fixtures: throw-away installed distributions on a temporary sys.path."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -13,6 +15,8 @@ import pytest
 pytest_plugins = ["pytester"]
 
 MakeDistribution = Callable[..., list[importlib.metadata.EntryPoint]]
+RunCatalyst = Callable[..., "subprocess.CompletedProcess[str]"]
+CATALYST = str(Path(sys.executable).with_name("catalyst"))
 
 
 @pytest.fixture
@@ -60,3 +64,17 @@ def make_distribution(site_dir: Path) -> MakeDistribution:
         return [ep for ep in dist.entry_points if ep.group == "catalyst"]
 
     return make
+
+
+@pytest.fixture
+def run_catalyst(tmp_path: Path) -> RunCatalyst:
+    """Run the installed ``catalyst`` command in ``tmp_path`` with no inherited CATALYST_* vars."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CATALYST_")}
+        environ.update(env or {})
+        return subprocess.run(
+            [CATALYST, *args], cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=60
+        )
+
+    return run
