@@ -65,7 +65,7 @@ def _names(items: Sequence[Any]) -> list[str]:
 
 def test_builtins_are_listed_as_kernel_plugins(catalyst_plugin_manager: PluginManager) -> None:
     infos = {info.name: info for info in catalyst_plugin_manager.plugins()}
-    assert set(infos) == {"embedded", "dev"}
+    assert set(infos) == {"core", "embedded", "dev"}
     assert all(info.builtin and info.distribution == "catalyst-kernel" for info in infos.values())
     assert all(info.version for info in infos.values())
 
@@ -191,12 +191,12 @@ def test_allow_and_deny_lists_disable_plugins_by_name(
             {k.format(name): v for k, v in source.items()},
         )
     denied = PluginManager(catalyst_settings(plugin_deny=["beta"])).load(entry_points=eps)
-    assert set(denied.loaded()) == {"alpha", "gamma", "embedded", "dev"}
+    assert set(denied.loaded()) == {"alpha", "gamma", "core", "embedded", "dev"}
     statuses = {info.name: (info.status, info.error) for info in denied.plugins()}
     assert statuses["beta"] == (PluginStatus.DISABLED, "disabled by plugin_deny")
 
     allowed = PluginManager(catalyst_settings(plugin_allow=["alpha"])).load(entry_points=eps)
-    assert set(allowed.loaded()) == {"alpha", "embedded", "dev"}
+    assert set(allowed.loaded()) == {"alpha", "core", "embedded", "dev"}
     assert {i.name for i in allowed.plugins() if i.status is PluginStatus.DISABLED} == {
         "beta",
         "gamma",
@@ -340,7 +340,7 @@ def test_selecting_a_plugin_that_is_not_installed_is_a_clear_startup_error(
         manager.check_providers([Slot.SPINE])
     message = str(caught.value)
     assert "providers.spine selects plugin 'nats', which is not installed" in message
-    assert "installed: dev, embedded" in message
+    assert "installed: core, dev, embedded" in message
     with pytest.raises(PluginError, match="not installed"):
         manager.spine()
 

@@ -89,6 +89,7 @@ HOOK_CAPABILITIES: Final[Mapping[str, str]] = {
 }
 
 BUILTIN_PLUGINS: Final[Mapping[str, str]] = {
+    "core": "catalyst_kernel.builtin.core",
     "embedded": "catalyst_kernel.builtin.embedded",
     "dev": "catalyst_kernel.builtin.dev",
 }

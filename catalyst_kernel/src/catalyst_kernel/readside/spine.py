@@ -79,8 +79,16 @@ class KeyValue(Protocol):
     async def history(self, key: str) -> Sequence[KvEntry]:
         """Every retained revision of ``key``, oldest first, delete markers included."""
 
-    async def snapshot(self) -> tuple[int, Sequence[KvEntry]]:
-        """The bucket's current revision and its live (not deleted) entries, by key."""
+    async def put_many(self, items: Sequence[tuple[str, bytes | None]]) -> int:
+        """Apply puts (and deletes, where the value is ``None``) in order; return the last
+        revision. Atomic where the backend can do it; always in order."""
+
+    async def snapshot(self, prefix: str = "") -> tuple[int, Sequence[KvEntry]]:
+        """The bucket's current revision and its live (not deleted) entries under ``prefix``,
+        sorted by key."""
+
+    async def changes(self, after: int, limit: int) -> Sequence[KvEntry]:
+        """Up to ``limit`` retained entries with a revision greater than ``after``, in order."""
 
     def watch(self, from_revision: int = 0) -> AsyncIterator[KvEntry]:
         """Entries with a revision greater than ``from_revision``, then live changes, in order."""
@@ -103,6 +111,9 @@ class Spine(Service, Protocol):
 
     async def publish(self, environment: str, event: Event) -> Published:
         """Append ``event`` to ``environment``'s stream; the event id deduplicates."""
+
+    async def read(self, environment: str, after: int = 0, limit: int = 1000) -> Sequence[Delivery]:
+        """Up to ``limit`` events with a sequence greater than ``after`` (no consumer, no ack)."""
 
     async def consumer(self, environment: str, durable: str) -> Consumer:
         """The durable consumer named ``durable`` on ``environment``, created if missing."""
