@@ -18,6 +18,7 @@ from catalyst_kernel.testing.suites import (
     SecretsConformance,
     SlotConformance,
     SpineConformance,
+    SpineFactory,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SecretsConformance",
     "SlotConformance",
     "SpineConformance",
+    "SpineFactory",
     "assert_implements",
     "interface_members",
 ]

@@ -17,13 +17,17 @@ behavioural tests join them with the implementation, and every subclass inherits
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import pytest
 
 from catalyst_kernel.api.extension import ApiExtension
+from catalyst_kernel.errors import BackendUnavailable, InvalidInput
 from catalyst_kernel.identity.provider import IdentityProvider
+from catalyst_kernel.model.event import Event
 from catalyst_kernel.model.plan import FileChange
 from catalyst_kernel.plugins.lifecycle import LifecycleHandler
 from catalyst_kernel.promotion.rules import RuleContext, RuleKind, RuleVerdict
@@ -31,15 +35,12 @@ from catalyst_kernel.provisioning.committer import Committer
 from catalyst_kernel.provisioning.composer import CompositionRequest, ManifestComposer
 from catalyst_kernel.readside.projection import Projection
 from catalyst_kernel.readside.sources import EventSource
-from catalyst_kernel.readside.spine import Spine
+from catalyst_kernel.readside.spine import KvOperation, Spine
 from catalyst_kernel.secrets.backend import SecretBackend
 from catalyst_kernel.testing.doubles import MemoryProjectionView, RecordingPublisher
 from catalyst_kernel.testing.shape import assert_implements
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from catalyst_kernel.model.event import Event
     from catalyst_kernel.model.policy import PolicyRule
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "SecretsConformance",
     "SlotConformance",
     "SpineConformance",
+    "SpineFactory",
 ]
 
 
@@ -71,15 +73,264 @@ class SlotConformance:
         """The object under test; every subclass overrides this fixture."""
         raise NotImplementedError(f"{type(self).__name__} must override the 'provider' fixture")
 
-    def test_implements_interface(self, provider: Any) -> None:
+    @pytest.mark.anyio
+    async def test_implements_interface(self, provider: Any) -> None:
         assert isinstance(provider, self.interface)
         assert_implements(provider, self.interface)
 
 
+SpineFactory = Callable[[], AbstractAsyncContextManager[Spine]]
+
+
+def _event(n: int, *, subject: str = "catalyst.test", id: str | None = None) -> Event:
+    return Event.create(
+        source="/sovereigns/test/conformance",
+        type="io.catalyst.test.event",
+        subject=subject,
+        data={"n": n},
+        id=id or f"event-{n}",
+    )
+
+
 class SpineConformance(SlotConformance):
-    """The spine slot (event log + KV read model)."""
+    """The spine slot: event log (ordering, dedupe, durable consumers) and KV read model.
+
+    Override ``spine_factory``: a callable returning an async context manager that yields a
+    *started* spine over the same storage every time it is called (that is how the suite restarts
+    the spine), and closes it on exit. Each test gets fresh storage.
+    """
 
     interface = Spine
+    timeout: ClassVar[float] = 30.0
+
+    @pytest.fixture
+    def spine_factory(self) -> SpineFactory:
+        raise NotImplementedError(f"{type(self).__name__} must override 'spine_factory'")
+
+    @pytest.fixture
+    async def provider(self, spine_factory: SpineFactory) -> AsyncIterator[Spine]:
+        async with spine_factory() as spine:
+            yield spine
+
+    # --- event log -------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_check_reports_ready(self, provider: Spine) -> None:
+        assert (await provider.check()).ready
+
+    @pytest.mark.anyio
+    async def test_sequences_are_ordered_per_environment(self, provider: Spine) -> None:
+        for n in range(1, 6):
+            assert (await provider.publish("acme-dev", _event(n))).sequence == n
+        assert (await provider.publish("acme-prod", _event(100))).sequence == 1
+        deliveries = await provider.read("acme-dev")
+        assert [d.event.data["n"] for d in deliveries] == [1, 2, 3, 4, 5]
+        assert [d.sequence for d in deliveries] == [1, 2, 3, 4, 5]
+        assert {"acme-dev", "acme-prod"} <= set(await provider.environments())
+
+    @pytest.mark.anyio
+    async def test_publishing_an_event_id_twice_is_deduplicated(self, provider: Spine) -> None:
+        first = await provider.publish("acme-dev", _event(1, id="same"))
+        again = await provider.publish("acme-dev", _event(2, id="same"))
+        assert not first.duplicate
+        assert again.duplicate
+        assert again.sequence == first.sequence
+        assert [d.event.data for d in await provider.read("acme-dev")] == [{"n": 1}]
+
+    @pytest.mark.anyio
+    async def test_events_round_trip_unchanged(self, provider: Spine) -> None:
+        event = _event(7, subject="k8s.Deployment.web.api")
+        await provider.publish("acme-dev", event)
+        (delivery,) = await provider.read("acme-dev")
+        assert delivery.event == event
+        assert delivery.environment == "acme-dev"
+
+    @pytest.mark.anyio
+    async def test_consumer_delivers_in_order_and_ack_moves_the_cursor(
+        self, provider: Spine
+    ) -> None:
+        for n in range(1, 11):
+            await provider.publish("acme-dev", _event(n))
+        consumer = await provider.consumer("acme-dev", "conformance")
+        first = await consumer.fetch(4, 1.0)
+        assert [d.sequence for d in first] == [1, 2, 3, 4]
+        await consumer.ack(first[-1])
+        rest = await consumer.fetch(100, 1.0)
+        assert [d.sequence for d in rest] == list(range(5, 11))
+        await consumer.ack(rest[-1])
+        assert await consumer.fetch(10, 0.2) == []
+
+    @pytest.mark.anyio
+    async def test_fetch_waits_for_new_events(self, provider: Spine) -> None:
+        consumer = await provider.consumer("acme-dev", "waiter")
+        got: list[Any] = []
+        with anyio.fail_after(self.timeout):
+            async with anyio.create_task_group() as tasks:
+
+                async def fetch() -> None:
+                    got.extend(await consumer.fetch(10, self.timeout))
+
+                tasks.start_soon(fetch)
+                await anyio.sleep(0.05)
+                await provider.publish("acme-dev", _event(1))
+        assert [d.sequence for d in got] == [1]
+
+    @pytest.mark.anyio
+    async def test_unacknowledged_events_are_redelivered_after_restart(
+        self, spine_factory: SpineFactory
+    ) -> None:
+        async with spine_factory() as spine:
+            for n in range(1, 6):
+                await spine.publish("acme-dev", _event(n))
+            consumer = await spine.consumer("acme-dev", "durable")
+            deliveries = await consumer.fetch(5, 1.0)
+            await consumer.ack(deliveries[1])  # acknowledges 1 and 2
+        async with spine_factory() as spine:
+            consumer = await spine.consumer("acme-dev", "durable")
+            again = await consumer.fetch(10, 1.0)
+            assert [d.sequence for d in again] == [3, 4, 5]
+
+    @pytest.mark.anyio
+    async def test_events_and_kv_survive_a_restart(self, spine_factory: SpineFactory) -> None:
+        async with spine_factory() as spine:
+            await spine.publish("acme-dev", _event(1))
+            kv = await spine.key_value("acme-dev")
+            revision = await kv.put("app/web", b"running")
+        async with spine_factory() as spine:
+            assert [d.event.data for d in await spine.read("acme-dev")] == [{"n": 1}]
+            assert (await spine.publish("acme-dev", _event(1))).duplicate
+            kv = await spine.key_value("acme-dev")
+            entry = await kv.get("app/web")
+            assert entry is not None
+            assert (entry.value, entry.revision) == (b"running", revision)
+
+    @pytest.mark.anyio
+    async def test_concurrent_publishers_lose_nothing(self, provider: Spine) -> None:
+        publishers, each = 8, 25
+
+        async def publish(worker: int) -> None:
+            for n in range(each):
+                await provider.publish("acme-dev", _event(worker * 1000 + n))
+
+        with anyio.fail_after(self.timeout):
+            async with anyio.create_task_group() as tasks:
+                for worker in range(publishers):
+                    tasks.start_soon(publish, worker)
+        deliveries = await provider.read("acme-dev", limit=publishers * each + 10)
+        assert [d.sequence for d in deliveries] == list(range(1, publishers * each + 1))
+        numbers = [d.event.data["n"] for d in deliveries]
+        assert sorted(numbers) == sorted(
+            w * 1000 + n for w in range(publishers) for n in range(each)
+        )
+        for worker in range(publishers):
+            mine = [n for n in numbers if n // 1000 == worker]
+            assert mine == sorted(mine), "each publisher's events keep their order"
+
+    # --- KV --------------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_kv_revisions_increase_across_keys(self, provider: Spine) -> None:
+        kv = await provider.key_value("acme-dev")
+        first = await kv.put("a", b"1")
+        second = await kv.put("b", b"2")
+        third = await kv.put("a", b"3")
+        assert first < second < third
+        entry = await kv.get("a")
+        assert entry is not None
+        assert (entry.value, entry.revision, entry.operation) == (b"3", third, KvOperation.PUT)
+        assert await kv.get("missing") is None
+
+    @pytest.mark.anyio
+    async def test_delete_leaves_a_marker_in_history(self, provider: Spine) -> None:
+        kv = await provider.key_value("acme-dev")
+        await kv.put("app/web", b"1")
+        await kv.put("app/web", b"2")
+        deleted = await kv.delete("app/web")
+        assert await kv.get("app/web") is None
+        history = await kv.history("app/web")
+        assert [e.operation for e in history] == [
+            KvOperation.PUT,
+            KvOperation.PUT,
+            KvOperation.DELETE,
+        ]
+        assert [e.value for e in history] == [b"1", b"2", None]
+        assert history[-1].revision == deleted
+
+    @pytest.mark.anyio
+    async def test_snapshot_holds_live_keys_under_a_prefix(self, provider: Spine) -> None:
+        kv = await provider.key_value("acme-dev")
+        await kv.put("app/a", b"1")
+        await kv.put("app/b", b"2")
+        await kv.put("other/c", b"3")
+        last = await kv.delete("app/b")
+        revision, entries = await kv.snapshot("app/")
+        assert revision == last
+        assert [(e.key, e.value) for e in entries] == [("app/a", b"1")]
+        _, everything = await kv.snapshot()
+        assert [e.key for e in everything] == ["app/a", "other/c"]
+
+    @pytest.mark.anyio
+    async def test_put_many_applies_in_order(self, provider: Spine) -> None:
+        kv = await provider.key_value("acme-dev")
+        last = await kv.put_many([("x", b"1"), ("y", b"2"), ("x", None), ("z", b"3")])
+        changes = await kv.changes(0, 10)
+        assert [(e.key, e.operation) for e in changes] == [
+            ("x", KvOperation.PUT),
+            ("y", KvOperation.PUT),
+            ("x", KvOperation.DELETE),
+            ("z", KvOperation.PUT),
+        ]
+        assert changes[-1].revision == last
+
+    @pytest.mark.anyio
+    async def test_buckets_are_separate_per_environment(self, provider: Spine) -> None:
+        dev = await provider.key_value("acme-dev")
+        prod = await provider.key_value("acme-prod")
+        await dev.put("app/web", b"dev")
+        assert await prod.get("app/web") is None
+
+    @pytest.mark.anyio
+    async def test_watch_from_a_revision_then_live(self, provider: Spine) -> None:
+        kv = await provider.key_value("acme-dev")
+        first = await kv.put("a", b"1")
+        await kv.put("b", b"2")
+        seen: list[tuple[str, bytes | None]] = []
+        with anyio.fail_after(self.timeout):
+            async with anyio.create_task_group() as tasks:
+
+                async def watch() -> None:
+                    async for entry in kv.watch(first):
+                        seen.append((entry.key, entry.value))
+                        if len(seen) == 2:
+                            tasks.cancel_scope.cancel()
+
+                tasks.start_soon(watch)
+                await anyio.sleep(0.05)
+                await kv.delete("a")
+        assert seen == [("b", b"2"), ("a", None)]
+
+    # --- errors ----------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_invalid_names_and_keys_are_invalid_input(self, provider: Spine) -> None:
+        with pytest.raises(InvalidInput):
+            await provider.publish("acme-staging", _event(1))
+        kv = await provider.key_value("acme-dev")
+        for key in ("has space", "wild*card", "", ".leading", "a>b"):
+            with pytest.raises(InvalidInput):
+                await kv.put(key, b"x")
+
+    @pytest.mark.anyio
+    async def test_use_after_close_is_backend_unavailable(
+        self, spine_factory: SpineFactory
+    ) -> None:
+        async with spine_factory() as spine:
+            kv = await spine.key_value("acme-dev")
+        with pytest.raises(BackendUnavailable):
+            await spine.publish("acme-dev", _event(1))
+        with pytest.raises(BackendUnavailable):
+            await kv.put("a", b"1")
+        assert not (await spine.check()).ready
 
 
 class CommitterConformance(SlotConformance):
@@ -231,8 +482,6 @@ class RuleKindConformance(SlotConformance):
     def test_invalid_rule_is_rejected_as_invalid_input(
         self, provider: RuleKind, bad_rule: PolicyRule
     ) -> None:
-        from catalyst_kernel.errors import InvalidInput
-
         with pytest.raises(InvalidInput):
             provider.validate(bad_rule)
 
