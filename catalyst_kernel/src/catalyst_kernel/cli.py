@@ -10,16 +10,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import click
 
 from catalyst_kernel import __version__
-from catalyst_kernel.errors import CatalystError
+from catalyst_kernel.errors import CatalystError, NotFound
 from catalyst_kernel.model.convert import unstructure
-from catalyst_kernel.plugins.manager import PluginInfo, PluginManager, SlotSelection
+from catalyst_kernel.model.names import check_environment_name
+from catalyst_kernel.plugins.manager import PluginInfo, PluginManager, Slot, SlotSelection
+from catalyst_kernel.readside.projector import Projector
 from catalyst_kernel.settings import Settings, load_settings_with_sources
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 __all__ = ["cli", "main", "run"]
 
@@ -133,6 +137,63 @@ def plugins(state: _State, as_json: bool, strict: bool) -> None:
                 f"  {info.name} ({info.distribution or 'unknown distribution'}): {info.error}"
             )
     click.echo("\n".join(lines))
+
+
+@asynccontextmanager
+async def _projector(manager: PluginManager) -> AsyncIterator[Projector]:
+    manager.check_providers([Slot.SPINE])
+    spine = manager.spine()
+    await spine.start()
+    try:
+        yield Projector(spine, manager.projections())
+    finally:
+        await spine.close()
+
+
+@cli.command()
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Exit once every Environment's stream is fully applied instead of running forever.",
+)
+@click.pass_obj
+def projector(state: _State, until_idle: bool) -> None:
+    """Run the projector: apply every Environment's events to its KV read model."""
+    manager = state.manager(strict=False)
+
+    async def run() -> None:
+        async with _projector(manager) as projector:
+            if not until_idle:
+                await projector.run()
+            for environment in await projector.spine.environments():
+                handled = await projector.catch_up(environment)
+                click.echo(f"{environment}: {handled} events applied")
+
+    anyio.run(run)
+
+
+@cli.command()
+@click.argument("environment")
+@click.pass_obj
+def replay(state: _State, environment: str) -> None:
+    """Rebuild ENVIRONMENT's read model from the start of its event stream.
+
+    Stop the service's projector for that Environment first.
+    """
+    check_environment_name(environment)
+    manager = state.manager(strict=False)
+
+    async def run() -> None:
+        async with _projector(manager) as projector:
+            if environment not in await projector.spine.environments():
+                raise NotFound(f"Environment {environment!r} has no event stream")
+            result = await projector.replay(environment)
+        click.echo(
+            f"{environment}: replayed {result.events} events; "
+            f"{result.written} keys written, {result.deleted} deleted"
+        )
+
+    anyio.run(run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
