@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from attrs import field, frozen
 
 from catalyst_kernel.health import Service
-from catalyst_kernel.model.names import check_environment_name
+from catalyst_kernel.model.names import check_application_name, check_environment_name
 from catalyst_kernel.model.plan import FileChange
 from catalyst_kernel.model.validators import name_rule, non_empty
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from catalyst_kernel.model.tenancy import Environment
 
 __all__ = [
+    "ApplicationAction",
+    "ApplicationChange",
     "Approval",
     "ChangeRequest",
     "ChangeStatus",
@@ -30,6 +32,26 @@ __all__ = [
     "CommitRequest",
     "Committer",
 ]
+
+
+class ApplicationAction(enum.StrEnum):
+    """What a commit does to an Application (carried by its ``git`` event)."""
+
+    INSTALL = "install"
+    UPDATE = "update"
+    UNINSTALL = "uninstall"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+@frozen
+class ApplicationChange:
+    """One Application a commit touches, and how."""
+
+    name: str = field(validator=name_rule(check_application_name))
+    action: ApplicationAction
+    blueprint: str | None = None
+    version: str | None = None
 
 
 @frozen
@@ -50,6 +72,7 @@ class CommitRequest:
     plan_digest: str | None = None
     expected_head: str | None = None
     trailers: Mapping[str, str] = field(factory=dict)
+    applications: tuple[ApplicationChange, ...] = ()
 
 
 @frozen
@@ -95,6 +118,7 @@ class ChangeRequest:
     description: str = ""
     approvals: tuple[Approval, ...] = ()
     merge_commit: str | None = None
+    applications: tuple[ApplicationChange, ...] = ()
 
 
 @runtime_checkable

@@ -126,15 +126,18 @@ class SqliteSpine:
 
         def open_database() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Opening runs in a worker thread, so it may wait the full busy timeout for
+            # another process; afterwards statements run on the event loop (see _run).
             connection = sqlite3.connect(
                 self.path,
-                timeout=_FAST_BUSY_MS / 1000,
+                timeout=self.busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA)
+            connection.execute(f"PRAGMA busy_timeout = {_FAST_BUSY_MS}")
             return connection
 
         try:
