@@ -48,24 +48,44 @@ def decode_value(value: bytes) -> Any:
     return json.loads(value)
 
 
+class _ValueCache:
+    """The projector's write-through copy of recently used KV values of one Environment.
+
+    The projector is the only writer of projected keys (replay takes the same lock), so values
+    it wrote or read stay valid; this saves a KV read for every key a batch touches again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._values: dict[str, bytes | None] = {}
+
+    def get(self, key: str) -> bytes | object | None:
+        return self._values.get(key, _MISSING)
+
+    def set(self, key: str, value: bytes | None) -> None:
+        if len(self._values) >= self._limit and key not in self._values:
+            self._values.clear()  # cheap and rare: the working set is far below the limit
+        self._values[key] = value
+
+
 class _BatchView:
     """A :class:`ProjectionView` buffering one batch's writes over the KV bucket."""
 
-    def __init__(self, kv: KeyValue | None) -> None:
+    def __init__(self, kv: KeyValue | None, cache: _ValueCache | None = None) -> None:
         self._kv = kv
         self._pending: dict[str, bytes | None] = {}
-        self._cache: dict[str, Any] = {}
+        self._cache = cache if cache is not None else _ValueCache(1 << 20)
 
     async def get(self, key: str) -> Any | None:
         if key in self._pending:
             pending = self._pending[key]
             return None if pending is None else decode_value(pending)
-        cached = self._cache.get(key, _MISSING)
+        cached = self._cache.get(key)
         if cached is _MISSING:
             entry = await self._kv.get(key) if self._kv is not None else None
-            cached = None if entry is None or entry.value is None else entry.value
-            self._cache[key] = cached
-        return None if cached is None else decode_value(cached)
+            cached = None if entry is None else entry.value
+            self._cache.set(key, cached)
+        return None if cached is None else decode_value(cached)  # type: ignore[arg-type]
 
     async def put(self, key: str, value: Any) -> None:
         self._pending[key] = encode_value(value)
@@ -76,7 +96,7 @@ class _BatchView:
     def take(self) -> list[tuple[str, bytes | None]]:
         """The batch's net writes, in first-write order; the view starts a new batch."""
         for key, value in self._pending.items():
-            self._cache[key] = value
+            self._cache.set(key, value)
         writes = list(self._pending.items())
         self._pending = {}
         return writes
@@ -101,6 +121,7 @@ class Projector:
     :param batch: deliveries fetched and committed together.
     :param max_wait: seconds one fetch waits for new events.
     :param discover_interval: seconds between looks for new Environments in :meth:`run`.
+    :param cache_limit: KV values remembered per Environment between batches.
     """
 
     def __init__(
@@ -112,6 +133,7 @@ class Projector:
         batch: int = 256,
         max_wait: float = 1.0,
         discover_interval: float = 1.0,
+        cache_limit: int = 100_000,
     ) -> None:
         self.spine = spine
         self.projections = sorted(projections, key=lambda projection: projection.name)
@@ -119,7 +141,9 @@ class Projector:
         self.batch = batch
         self.max_wait = max_wait
         self.discover_interval = discover_interval
+        self.cache_limit = cache_limit
         self._locks: dict[str, anyio.Lock] = {}
+        self._caches: dict[str, _ValueCache] = {}
         self.applied: dict[str, int] = {}
 
     def _lock(self, environment: str) -> anyio.Lock:
@@ -148,7 +172,8 @@ class Projector:
             return 0
         async with self._lock(environment):
             after = await self.cursor(environment)
-            view = _BatchView(kv)
+            cache = self._caches.setdefault(environment, _ValueCache(self.cache_limit))
+            view = _BatchView(kv, cache)
             cursor = await self._apply(deliveries, view, after)
             if cursor > after:
                 await view.put(CURSOR_KEY, cursor)
@@ -248,6 +273,7 @@ class Projector:
                 writes.append((CURSOR_KEY, state[CURSOR_KEY]))
             if writes:
                 await kv.put_many(writes)
+            self._caches.pop(environment, None)
             if cursor:
                 consumer = await self.spine.consumer(environment, self.durable)
                 (last,) = await self.spine.read(environment, cursor - 1, 1)

@@ -21,7 +21,7 @@ import anyio.lowlevel
 from catalyst_kernel.errors import BackendUnavailable, InvalidInput
 from catalyst_kernel.health import Readiness
 from catalyst_kernel.model.names import check_environment_name
-from catalyst_kernel.readside.codec import decode, encode
+from catalyst_kernel.readside.codec import decode_stored, encode
 from catalyst_kernel.readside.spine import Delivery, KvEntry, KvOperation, Published
 from catalyst_kernel.readside.subjects import SUBJECT_PREFIX, check_kv_key
 
@@ -175,7 +175,6 @@ class SqliteSpine:
             except sqlite3.Error as exc:
                 raise BackendUnavailable(f"embedded spine: {exc}") from None
             else:
-                await anyio.lowlevel.checkpoint()
                 return result
             finally:
                 self._thread_lock.release()
@@ -208,6 +207,8 @@ class SqliteSpine:
 
         result = await self._run(transaction)
         self._signal.notify()
+        # Inline statements never yield; a write is a fair point to let other tasks run.
+        await anyio.lowlevel.checkpoint()
         return result
 
     # ---------------------------------------------------------------------------------------------
@@ -246,7 +247,7 @@ class SqliteSpine:
                 (environment, after, limit),
             ).fetchall()
         )
-        return [Delivery(environment, seq, decode(body)) for seq, body in rows]
+        return [Delivery(environment, seq, decode_stored(body)) for seq, body in rows]
 
     async def consumer(self, environment: str, durable: str) -> _Consumer:
         check_environment_name(environment)
