@@ -130,3 +130,21 @@ async def test_a_consumer_sees_another_process_publish(tmp_path: Path) -> None:
             assert await process.wait() == 0
     assert deliveries[0].event.data == {"worker": 9, "n": 0}
     await spine.close()
+
+
+@pytest.mark.anyio
+async def test_close_while_watching_does_not_hang(tmp_path: Path) -> None:
+    spine = SqliteSpine(tmp_path / "spine.db", poll_interval=0.01)
+    await spine.start()
+    kv = await spine.key_value("acme-dev")
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+
+            async def watch() -> None:
+                with pytest.raises(BackendUnavailable):
+                    async for _ in kv.watch():
+                        pass
+
+            tasks.start_soon(watch)
+            await kv.put("a", b"1")
+            await spine.close()

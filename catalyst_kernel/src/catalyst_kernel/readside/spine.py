@@ -76,6 +76,9 @@ class KeyValue(Protocol):
     async def delete(self, key: str) -> int:
         """Write a delete marker and return its revision."""
 
+    async def revision(self) -> int:
+        """The bucket's current revision (0 when empty), without reading any entry."""
+
     async def history(self, key: str) -> Sequence[KvEntry]:
         """Every retained revision of ``key``, oldest first, delete markers included."""
 

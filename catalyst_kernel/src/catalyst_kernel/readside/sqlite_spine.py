@@ -148,8 +148,13 @@ class SqliteSpine:
     async def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            with self._thread_lock:
-                connection.close()
+            # A worker thread may hold the lock while it waits on another process: wait for it
+            # in a thread too, never on the event loop.
+            def close_connection() -> None:
+                with self._thread_lock:
+                    connection.close()
+
+            await anyio.to_thread.run_sync(close_connection)
         self._signal.notify()
 
     async def check(self) -> Readiness:
@@ -384,6 +389,14 @@ class _KeyValue:
             return revision
 
         return await self._spine._write(apply_all)
+
+    async def revision(self) -> int:
+        row = await self._spine._run(
+            lambda db: db.execute(
+                "SELECT last_revision FROM buckets WHERE env = ?", (self._environment,)
+            ).fetchone()
+        )
+        return int(row[0]) if row else 0
 
     async def history(self, key: str) -> Sequence[KvEntry]:
         check_kv_key(key)

@@ -265,6 +265,7 @@ class SpineConformance(SlotConformance):
         last = await kv.delete("app/b")
         revision, entries = await kv.snapshot("app/")
         assert revision == last
+        assert await kv.revision() == last
         assert [(e.key, e.value) for e in entries] == [("app/a", b"1")]
         _, everything = await kv.snapshot()
         assert [e.key for e in everything] == ["app/a", "other/c"]
