@@ -78,3 +78,63 @@ def run_catalyst(tmp_path: Path) -> RunCatalyst:
         )
 
     return run
+
+
+UPSTREAM_SCHEMAS = Path(__file__).parent / "tests" / "upstream-schemas"
+
+
+class UpstreamSchemas:
+    """Validates manifests against the upstream CRD and Kubernetes OpenAPI schemas vendored in
+    ``tests/upstream-schemas`` (see its SOURCES.md)."""
+
+    def __init__(self, root: Path) -> None:
+        import json
+
+        import yaml
+
+        self._crds: dict[tuple[str, str], dict[str, object]] = {}
+        for path in root.glob("*/*.yaml"):
+            crd = yaml.safe_load(path.read_text())
+            if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                if version.get("served"):
+                    schema = version["schema"]["openAPIV3Schema"]
+                    self._crds[(f"{group}/{version['name']}", kind)] = schema
+        core = json.loads((root / "kubernetes" / "api__v1_openapi.json").read_text())
+        self._core = core
+        self._core_kinds = {
+            ("v1", name.rsplit(".", 1)[-1]): f"#/components/schemas/{name}"
+            for name in core["components"]["schemas"]
+            if name.startswith("io.k8s.api.core.v1.")
+        }
+
+    def kinds(self) -> set[tuple[str, str]]:
+        return set(self._crds) | set(self._core_kinds)
+
+    def errors(self, manifest: dict[str, object]) -> list[str]:
+        """Every schema violation of ``manifest`` (empty when valid)."""
+        import jsonschema
+
+        key = (str(manifest.get("apiVersion")), str(manifest.get("kind")))
+        if key in self._crds:
+            validator: jsonschema.protocols.Validator = jsonschema.Draft7Validator(self._crds[key])
+        elif key in self._core_kinds:
+            schema = {**self._core, "$ref": self._core_kinds[key]}
+            validator = jsonschema.Draft202012Validator(schema)
+        else:
+            return [f"no upstream schema for {key}"]
+        return [
+            f"{'/'.join(str(p) for p in error.absolute_path)}: {error.message}"
+            for error in validator.iter_errors(manifest)
+        ]
+
+    def assert_valid(self, manifest: dict[str, object]) -> None:
+        problems = self.errors(manifest)
+        assert not problems, f"{manifest.get('kind')} {manifest.get('metadata')}: {problems}"
+
+
+@pytest.fixture(scope="session")
+def upstream_schemas() -> UpstreamSchemas:
+    return UpstreamSchemas(UPSTREAM_SCHEMAS)

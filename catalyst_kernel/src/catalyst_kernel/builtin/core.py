@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from catalyst_kernel.plugins.markers import hookimpl
+from catalyst_kernel.provisioning.composers import builtin_composers
 from catalyst_kernel.readside.projections import builtin_projections
 
 if TYPE_CHECKING:
     from catalyst_kernel.plugins.context import HookContext
+    from catalyst_kernel.provisioning.composer import ManifestComposer
     from catalyst_kernel.readside.projection import Projection
 
 
@@ -18,3 +20,9 @@ if TYPE_CHECKING:
 def catalyst_projections(ctx: HookContext) -> list[Projection]:
     """Object state, Application status and the Application timeline."""
     return builtin_projections()
+
+
+@hookimpl
+def catalyst_manifest_composers(ctx: HookContext) -> list[ManifestComposer]:
+    """Namespace, values, Helm chart or Kustomize base, Flux Kustomization, secrets, claims."""
+    return builtin_composers()

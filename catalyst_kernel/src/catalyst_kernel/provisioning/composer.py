@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
@@ -18,13 +18,22 @@ __all__ = ["CompositionRequest", "ManifestComposer"]
 
 @frozen
 class CompositionRequest:
-    """One Application to compose, with its Blueprint and resolved context."""
+    """One Application to compose, with its Blueprint and resolved context.
+
+    :ivar depends_on: the Applications this one depends on (Flux ``dependsOn`` edges).
+    :ivar files: the Blueprint's own files (manifests for Kustomize sources), by relative path.
+    :ivar secrets: secret key → secret-backend path (``org/…/{app}/{secret}``) the Application
+        reads; values never reach a composer.
+    :ivar secret_store: the ``SecretStore`` ``spec.provider`` block of the active secret backend.
+    """
 
     sovereign: str
     application: Application
     blueprint: Blueprint
     depends_on: tuple[str, ...] = ()
-    labels: Mapping[str, str] = field(factory=dict)
+    files: Mapping[str, bytes] = field(factory=dict)
+    secrets: Mapping[str, str] = field(factory=dict)
+    secret_store: Mapping[str, Any] | None = None
 
 
 @runtime_checkable
