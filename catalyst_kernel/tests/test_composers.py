@@ -53,7 +53,9 @@ KUSTOMIZE_BLUEPRINT: dict[str, Any] = {
     },
 }
 REDIS_FILES = {
-    "manifests/deployment.yaml": b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: redis\n",
+    "manifests/deployment.yaml": (
+        b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: redis\n"
+    ),
     "manifests/kustomization.yaml": b"resources:\n- deployment.yaml\n",
     "README.md": b"not copied",
 }
