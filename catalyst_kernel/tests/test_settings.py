@@ -167,3 +167,18 @@ def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
         load_settings(path, environ={})
     assert "colour" in str(caught.value)
     assert "port" in str(caught.value)
+
+
+def test_repository_url_template_fills_in_the_environment() -> None:
+    settings = load_settings(Path("/dev/null"), environ={"CATALYST_SOVEREIGN": "omantel"})
+    assert settings.repository_url("acme", "acme-prod") == (
+        "https://git.omantel.example/acme/acme-prod.git"
+    )
+
+
+def test_repository_url_template_accepts_only_known_fields() -> None:
+    with pytest.raises(SettingsError, match=r"not env, sovereign\.__class__"):
+        load_settings(
+            Path("/dev/null"),
+            environ={"CATALYST_REPOSITORY_URL_TEMPLATE": "x/{env}/{sovereign.__class__}"},
+        )

@@ -11,6 +11,7 @@ it came from.
 from __future__ import annotations
 
 import os
+import string
 import tomllib
 import types
 import typing
@@ -66,6 +67,17 @@ def _plugin_sections(
             )
 
 
+def _url_template(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    unknown = fields - {"sovereign", "organization", "environment"}
+    if unknown:
+        raise InvalidInput(
+            f"{attribute.name} may use {{sovereign}}, {{organization}} and {{environment}} only, "
+            f"not {', '.join(sorted(unknown))}",
+            field=attribute.name,
+        )
+
+
 @frozen
 class ProviderSettings:
     """The plugin that provides each single-provider slot.
@@ -89,6 +101,10 @@ class Settings:
     port: int = field(default=8000, validator=_port)
     keycloak_topology: KeycloakTopology = KeycloakTopology.PER_ORGANIZATION
     catalog_paths: tuple[Path, ...] = ()
+    repository_url_template: str = field(
+        default="https://git.{sovereign}.example/{organization}/{environment}.git",
+        validator=_url_template,
+    )
     providers: ProviderSettings = field(default=ProviderSettings())
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict, validator=_plugin_sections)
     plugin_allow: tuple[str, ...] = field(default=(), validator=each(check_plugin_name))
@@ -106,6 +122,12 @@ class Settings:
                 "the topology with keycloak_topology",
                 field="providers",
             )
+
+    def repository_url(self, organization: str, environment: str) -> str:
+        """The URL Flux clones an Environment's repository from."""
+        return self.repository_url_template.format(
+            sovereign=self.sovereign, organization=organization, environment=environment
+        )
 
     def plugin_section(self, name: str) -> Mapping[str, Any] | None:
         """The raw ``[plugins.<name>]`` table, if any."""
