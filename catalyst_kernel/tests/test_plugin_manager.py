@@ -423,7 +423,7 @@ def test_additive_results_follow_plugin_names_not_registration_order(
             ),
             plugin_name,
         )
-    assert _names(catalyst_plugin_manager.manifest_composers()) == [
+    assert _names(_test_only(catalyst_plugin_manager.manifest_composers())) == [
         "composer-alpha",
         "composer-mike",
         "composer-zulu",
@@ -567,7 +567,7 @@ def test_hook_catalyst_manifest_composers(
 ) -> None:
     composer = stub(ManifestComposer, name="helm")
     catalyst_register(Plugin(catalyst_manifest_composers=lambda ctx: (composer,)), "helm")
-    assert catalyst_plugin_manager.manifest_composers() == [composer]
+    assert _test_only(catalyst_plugin_manager.manifest_composers()) == [composer]
 
 
 def test_hook_catalyst_policy_rule_kinds(

@@ -14,7 +14,7 @@ import anyio
 import click
 
 from catalyst_kernel import __version__
-from catalyst_kernel.errors import CatalystError, NotFound
+from catalyst_kernel.errors import CatalystError, InvalidInput, NotFound
 from catalyst_kernel.model.convert import unstructure
 from catalyst_kernel.model.names import check_environment_name
 from catalyst_kernel.plugins.manager import PluginInfo, PluginManager, Slot, SlotSelection
@@ -194,6 +194,37 @@ def replay(state: _State, environment: str) -> None:
         )
 
     anyio.run(run)
+
+
+@cli.group()
+def blueprint() -> None:
+    """Work with Blueprints: check them before they are published."""
+
+
+@blueprint.command("lint")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--organization",
+    default=None,
+    help="Check the Blueprints as the shared-blueprints of this Organization.",
+)
+def blueprint_lint(paths: tuple[Path, ...], organization: str | None) -> None:
+    """Check Blueprint folders (or folders of them) against the blueprint.yaml schema.
+
+    Prints each problem as FILE:JSON-POINTER: MESSAGE and exits 1 if there is any.
+    """
+    # Imported here: jsonschema and pygit2 cost start-up time every other command does not need.
+    from catalyst_kernel.blueprints.lint import lint
+
+    report = lint(paths, organization=organization)
+    for problem in report.problems:
+        click.echo(problem.describe())
+    if not report.ok:
+        raise InvalidInput(
+            f"{len(report.problems)} problem(s) in {len(paths)} path(s) "
+            f"({report.checked} Blueprint version(s) checked)"
+        )
+    click.echo(f"OK: {report.checked} Blueprint version(s) checked, no problems")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

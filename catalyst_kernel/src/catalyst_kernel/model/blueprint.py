@@ -7,6 +7,7 @@ converter in :mod:`catalyst_kernel.model.convert` maps between them.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -14,7 +15,7 @@ import attrs
 from attrs import field, frozen
 from semantic_version import NpmSpec
 
-from catalyst_kernel.errors import InvalidInput
+from catalyst_kernel.errors import InvalidInput, InvalidName
 from catalyst_kernel.model.names import (
     check_blueprint_name,
     check_dns_label,
@@ -25,6 +26,11 @@ from catalyst_kernel.model.validators import constant, name_rule, non_empty
 
 __all__ = [
     "BLUEPRINT_API_VERSION",
+    "CLAIM_API_VERSION_PATTERN",
+    "DURATION_PATTERN",
+    "KIND_PATTERN",
+    "SEMVER_PATTERN",
+    "VERSION_RANGE_PATTERN",
     "Blueprint",
     "BlueprintMetadata",
     "BlueprintSpec",
@@ -42,10 +48,76 @@ __all__ = [
     "UpgradeBlock",
     "Upgrades",
     "Visibility",
+    "check_blueprint_version",
     "check_version_range",
 ]
 
 BLUEPRINT_API_VERSION: Final = "catalyst.openova.io/v1alpha1"
+
+# The patterns below are copied verbatim into blueprints/schema/blueprint.schema.json (a test
+# checks they stay equal), so they are written in the common subset of Python and ECMA-262 regex
+# syntax: [0-9] rather than \d (which matches any Unicode digit in Python), no Python-only groups.
+
+#: SemVer 2.0 (semver.org's own expression, ASCII digits only).
+SEMVER_PATTERN: Final = (
+    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?"
+    r"(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+def _range_pattern() -> str:
+    number = r"(0|[1-9][0-9]*)"
+    wild = r"[xX*]"
+    identifier = r"(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+    qualifier = rf"(-{identifier}(\.{identifier})*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
+    # A partial version with a numeric major: 1, 1.x, 1.2, 1.2.x, 1.2.3-rc.1+build.
+    numeric = rf"{number}(\.{number}(\.{number}{qualifier}|\.{wild})?|\.{wild}(\.{wild})?)?"
+    wildcard = rf"{wild}(\.{wild}(\.{wild})?)?"
+    simple = rf"((<=|>=|<|>|=|~|\^)?{numeric}|(>=|=)?{wildcard})"
+    hyphen = rf"({numeric}|{wildcard}) - {numeric}"
+    group = rf"({hyphen}|{simple}( {simple})*)"
+    return rf"^{group}( *\|\| *{group})*$"
+
+
+#: npm range syntax (``^1.4``, ``~1.4``, ``1.2.x``, ``>=1.2.0 <2.0.0``, ``1.2.3 - 1.4.0``,
+#: ``a || b``), restricted to the forms ``semantic_version.NpmSpec`` evaluates as npm does.
+VERSION_RANGE_PATTERN: Final = _range_pattern()
+
+#: A Go duration (``720h``, ``1h30m``), as Flux and Kubernetes write them.
+DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|μs|ms|s|m|h))+$"
+
+#: ``group/version`` of a Crossplane claim: a DNS subdomain with at least one dot, then vN[alphaN].
+CLAIM_API_VERSION_PATTERN: Final = (
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+"
+    r"/v[1-9][0-9]*((alpha|beta)[1-9][0-9]*)?$"
+)
+
+#: A Kubernetes kind: UpperCamelCase.
+KIND_PATTERN: Final = r"^[A-Z][A-Za-z0-9]*$"
+
+_SEMVER = re.compile(SEMVER_PATTERN)
+_RANGE = re.compile(VERSION_RANGE_PATTERN)
+_DURATION = re.compile(DURATION_PATTERN)
+_CLAIM_API_VERSION = re.compile(CLAIM_API_VERSION_PATTERN)
+_KIND = re.compile(KIND_PATTERN)
+
+
+def _full(pattern: re.Pattern[str], value: str) -> bool:
+    # fullmatch, not search: in Python ``$`` also matches before a final newline, which the JSON
+    # Schema's ECMA-262 reading of the same pattern does not.
+    return pattern.fullmatch(value) is not None
+
+
+def check_blueprint_version(value: object) -> str:
+    """Return ``value`` if it is a SemVer 2.0 version in ASCII (``1.4.0``, ``2.0.0-rc.1``)."""
+    text = check_semver(value)
+    if not _full(_SEMVER, text):
+        raise InvalidName(
+            f"version {text!r} is not a SemVer 2.0 version (MAJOR.MINOR.PATCH[-pre][+build])",
+            rule="semver",
+        )
+    return text
 
 
 def check_version_range(value: object) -> str:
@@ -56,6 +128,12 @@ def check_version_range(value: object) -> str:
         NpmSpec(value)
     except ValueError as exc:
         raise InvalidInput(f"version range {value!r} is not valid: {exc}") from None
+    if not _full(_RANGE, value):
+        raise InvalidInput(
+            f"version range {value!r} is not valid: write npm ranges such as '^1.4', '~1.4', "
+            "'1.2.x', '>=1.2.0 <2.0.0', '1.2.3 - 1.4.0' or '1.2.3', joined by '||', "
+            "with single spaces"
+        )
     return value
 
 
@@ -66,6 +144,19 @@ def _range(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         except InvalidInput as exc:
             exc.field = attribute.name
             raise
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> Any:
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, str) or not _full(pattern, value):
+            raise InvalidInput(f"{value!r} is not {what}", field=attribute.name)
+
+    return validate
+
+
+def _optional_text(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value:
+        raise InvalidInput(f"{attribute.name} must not be empty when given", field=attribute.name)
 
 
 def _alias(value: object) -> str:
@@ -102,7 +193,7 @@ class SizingOverlay(enum.StrEnum):
 @frozen
 class BlueprintMetadata:
     name: str = field(validator=name_rule(check_blueprint_name))
-    version: str = field(validator=name_rule(check_semver))
+    version: str = field(validator=name_rule(check_blueprint_version))
 
 
 @frozen
@@ -144,11 +235,11 @@ class Dependency:
 class SourceRef:
     """Where the manifests come from: a Helm chart, or a Kustomize path inside the Blueprint."""
 
-    chart: str | None = None
-    repository: str | None = None
-    version: str | None = None
-    path: str | None = None
-    url: str | None = None
+    chart: str | None = field(default=None, validator=_optional_text)
+    repository: str | None = field(default=None, validator=_optional_text)
+    version: str | None = field(default=None, validator=_optional_text)
+    path: str | None = field(default=None, validator=_optional_text)
+    url: str | None = field(default=None, validator=_optional_text)
 
 
 @frozen
@@ -195,7 +286,7 @@ class RotationRule:
     """A secret the Blueprint rotates, and how often (a Go-style duration such as ``720h``)."""
 
     secret: str = field(validator=non_empty)
-    every: str = field(validator=non_empty)
+    every: str = field(validator=_matches(_DURATION, "a Go duration such as '720h' or '1h30m'"))
     strategy: str | None = None
 
 
@@ -211,8 +302,10 @@ class ResourceNeed:
     """A non-Kubernetes need (a database, a bucket) that becomes a Crossplane claim."""
 
     name: str = field(validator=name_rule(_resource_name))
-    api_version: str = field(validator=non_empty)
-    kind: str = field(validator=non_empty)
+    api_version: str = field(
+        validator=_matches(_CLAIM_API_VERSION, "an apiVersion 'group/version' such as 'x.io/v1'")
+    )
+    kind: str = field(validator=_matches(_KIND, "a Kubernetes kind (UpperCamelCase)"))
     spec: Mapping[str, Any] = field(factory=dict)
 
 

@@ -200,6 +200,8 @@ def check_semver(value: object, *, what: str = "version") -> str:
     """Return ``value`` if it is a SemVer 2.0 version (``1.4.0``, ``2.0.0-rc.1+build.5``)."""
     text = _require_str(value, what.capitalize(), "semver.type")
     try:
+        if not text.isascii() or text != text.strip():
+            raise ValueError(text)
         Version(text)
     except ValueError:
         raise InvalidName(
