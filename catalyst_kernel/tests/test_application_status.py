@@ -478,6 +478,39 @@ async def test_running_becomes_degraded_then_running_with_workload_readiness(
 
 
 @pytest.mark.anyio
+async def test_a_not_ready_workload_whose_counts_change_updates_the_reason(
+    harness: Harness,
+) -> None:
+    await harness.feed(commit("c1", install()), flux(kustomization("web", "main@sha1:c1")))
+    await harness.feed(k8s(deployment("web", "web", replicas=3, ready=1, rv=1), seconds=1))
+    await harness.feed(k8s(deployment("web", "web", replicas=3, ready=2, rv=2), seconds=2))
+    document = harness.document()
+    assert document is not None
+    assert document["status"] == "Degraded"
+    assert document["reason"] == "workloads not ready: Deployment web/web: 2/3 ready"
+    assert document["inputs"]["workloads"] == {
+        "total": 1,
+        "notReady": {"Deployment/web/web": {"replicas": 3, "readyReplicas": 2}},
+    }
+
+
+@pytest.mark.anyio
+async def test_a_workload_update_that_changes_no_readiness_leaves_the_document_alone(
+    harness: Harness,
+) -> None:
+    await harness.feed(commit("c1", install()), flux(kustomization("web", "main@sha1:c1")))
+    await harness.feed(k8s(deployment("web", "web", rv=1), seconds=1))
+    document = harness.document()
+    for rv in range(2, 6):
+        await harness.feed(k8s(deployment("web", "web", rv=rv), seconds=rv))
+    assert harness.document() == document
+    workload = harness.view.state["application-index/workload/Deployment/web/web"]
+    assert workload["metadata"]["resourceVersion"] == "5", "the workload's own state moves on"
+    await harness.feed(k8s(deployment("web", "web", rv=4), seconds=10))
+    assert harness.view.state["application-index/workload/Deployment/web/web"] == workload
+
+
+@pytest.mark.anyio
 async def test_helm_test_failure_degrades_a_running_application(harness: Harness) -> None:
     await harness.feed(commit("c1", install()), flux(kustomization("web", "main@sha1:c1")))
     await harness.feed(flux(helm_release("web", test_phase="Failed", rv=5)))

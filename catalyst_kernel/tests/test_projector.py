@@ -137,6 +137,47 @@ async def test_redelivery_after_a_crash_before_ack_changes_nothing(
 
 
 @pytest.mark.anyio
+async def test_a_value_that_does_not_change_is_not_written_again(spine: SqliteSpine) -> None:
+    await spine.publish("acme-dev", changed(1, "web", {"replicas": 1}))
+    await spine.publish("acme-dev", changed(2, "web", {"replicas": 1}))
+    await spine.publish("acme-dev", changed(3, "web", {"replicas": 2}))
+    await projector(spine, batch=1).catch_up("acme-dev")
+    bucket = await spine.key_value("acme-dev")
+    history = await bucket.history("object/web")
+    assert [decode_value(entry.value or b"null") for entry in history] == [
+        {"replicas": 1},
+        {"replicas": 2},
+    ]
+    assert (await state(spine, "acme-dev"))["count/all"] == 3
+
+
+class PutAndRestore:
+    """Changes a key and puts its old value back while applying one event."""
+
+    name = "put-and-restore"
+
+    def handles(self, event: Event) -> bool:
+        return True
+
+    async def apply(self, event: Event, view: ProjectionView) -> None:
+        old = await view.get("object/web")
+        await view.put("object/web", {"changed": event.id})
+        await view.put("object/web", old)
+
+
+@pytest.mark.anyio
+async def test_a_batch_writes_only_keys_whose_value_it_changed(spine: SqliteSpine) -> None:
+    await spine.publish("acme-dev", changed(1, "web", {"replicas": 1}))
+    await Projector(spine, [LastValue()], max_wait=0.05).catch_up("acme-dev")
+    await spine.publish("acme-dev", changed(2, "db", {"size": "small"}))
+    await Projector(spine, [PutAndRestore()], max_wait=0.05).catch_up("acme-dev")
+    bucket = await spine.key_value("acme-dev")
+    assert len(await bucket.history("object/web")) == 1
+    assert (await state(spine, "acme-dev"))["object/web"] == {"replicas": 1}
+    assert (await state(spine, "acme-dev"))[CURSOR_KEY] == 2
+
+
+@pytest.mark.anyio
 async def test_replay_equals_incremental_processing(spine: SqliteSpine, tmp_path: Path) -> None:
     await publish_story(spine)
     await projector(spine).catch_up("acme-dev")

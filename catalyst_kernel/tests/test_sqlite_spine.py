@@ -62,6 +62,37 @@ async def test_history_keeps_the_configured_number_of_revisions(tmp_path: Path) 
     await spine.close()
 
 
+@pytest.mark.anyio
+async def test_one_put_many_keeps_history_per_key_like_single_puts(tmp_path: Path) -> None:
+    spine = SqliteSpine(tmp_path / "spine.db", history=3)
+    await spine.start()
+    kv = await spine.key_value("acme-dev")
+    await kv.put("k", b"0")
+    items: list[tuple[str, bytes | None]] = [("k", b"1"), ("other", b"a"), ("k", b"2")]
+    items += [("k", None), ("other", b"b"), ("k", b"3"), ("k", b"4")]
+    last = await kv.put_many(items)
+    assert last == await kv.revision() == 1 + len(items)
+    history = await kv.history("k")
+    assert [(e.operation.value, e.value) for e in history] == [
+        ("delete", None),
+        ("put", b"3"),
+        ("put", b"4"),
+    ]
+    assert [e.revision for e in history] == [5, 7, 8]
+    entry = await kv.get("k")
+    assert entry is not None
+    assert (entry.revision, entry.value) == (8, b"4")
+    assert [e.value for e in await kv.history("other")] == [b"a", b"b"]
+    assert [(e.key, e.revision) for e in await kv.changes(0, 100)] == [
+        ("other", 3),
+        ("k", 5),
+        ("other", 6),
+        ("k", 7),
+        ("k", 8),
+    ]
+    await spine.close()
+
+
 def test_history_outside_jetstream_limits_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"1\.\.64"):
         SqliteSpine(tmp_path / "spine.db", history=65)

@@ -1,5 +1,9 @@
 """The Application timeline: entries for commits, approvals, reconciles and health changes,
-idempotent keys, retention, and ``KvTimelineReader`` over a real embedded spine."""
+idempotent keys, retention, and ``KvTimelineReader`` over a real embedded spine.
+
+The timeline is written by two projections: ``application-timeline`` (commits, approvals) and
+``application-status`` (reconciles and health changes, which it derives anyway); the tests run
+both, as the projector does."""
 
 from __future__ import annotations
 
@@ -13,7 +17,12 @@ import pytest
 
 from catalyst_kernel.model.event import Event
 from catalyst_kernel.promotion.rules import TimelineEntry, TimelineReader
-from catalyst_kernel.readside.projections import ApplicationTimelineProjection, KvTimelineReader
+from catalyst_kernel.readside.projection import Projection
+from catalyst_kernel.readside.projections import (
+    ApplicationStatusProjection,
+    ApplicationTimelineProjection,
+    KvTimelineReader,
+)
 from catalyst_kernel.readside.projections.timeline import ENTRY_KINDS, entry_key
 from catalyst_kernel.readside.spine import KeyValue
 from catalyst_kernel.readside.sqlite_spine import SqliteSpine
@@ -107,12 +116,22 @@ HISTORY = [
 ]
 
 
-async def project(*events: Event, view: MemoryProjectionView | None = None) -> dict[str, Any]:
+def writers() -> list[Projection]:
+    """The projections that write the timeline, in the order the projector runs them."""
+    return [ApplicationStatusProjection(), ApplicationTimelineProjection()]
+
+
+async def project(
+    *events: Event,
+    view: MemoryProjectionView | None = None,
+    projections: list[Projection] | None = None,
+) -> dict[str, Any]:
     view = view or MemoryProjectionView()
-    projection = ApplicationTimelineProjection()
+    projections = writers() if projections is None else projections
     for event in events:
-        if projection.handles(event):
-            await projection.apply(event, view)
+        for projection in projections:
+            if projection.handles(event):
+                await projection.apply(event, view)
     return view.state
 
 
@@ -236,6 +255,25 @@ async def test_entries_are_kept_after_uninstall() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_order_the_two_writers_run_in_does_not_matter() -> None:
+    forward = await project(*HISTORY)
+    backward = await project(*HISTORY, projections=writers()[::-1])
+    assert backward == forward
+
+
+@pytest.mark.anyio
+async def test_the_timeline_projection_writes_commits_and_approvals_and_nothing_else() -> None:
+    alone = await project(*HISTORY, projections=[ApplicationTimelineProjection()])
+    assert all(key.startswith("timeline/web/") for key in alone)
+    assert summary(timeline(alone)) == [entry for entry in EXPECTED if entry[0] in ENTRY_KINDS[:2]]
+    status_only = await project(*HISTORY, projections=[ApplicationStatusProjection()])
+    written = {key for key in status_only if key.startswith("timeline/")}
+    assert not written & set(alone), "the two writers share no key"
+    assert {status_only[key]["kind"] for key in written} == {"reconcile", "health"}
+    assert timeline({**status_only, **alone}) == timeline(await project(*HISTORY))
+
+
+@pytest.mark.anyio
 async def test_flux_objects_that_are_not_applications_get_no_timeline() -> None:
     state = await project(kustomization("main@sha1:c1", rv=1, seconds=1, name="flux-system"))
     assert not [key for key in state if key.startswith("timeline/")]
@@ -273,10 +311,11 @@ async def spine(tmp_path: Path) -> AsyncIterator[SqliteSpine]:
 
 async def fill(spine: SqliteSpine, *events: Event) -> None:
     view = BucketView(await spine.key_value(ENV))
-    projection = ApplicationTimelineProjection()
+    projections = writers()
     for event in events:
-        if projection.handles(event):
-            await projection.apply(event, view)
+        for projection in projections:
+            if projection.handles(event):
+                await projection.apply(event, view)
 
 
 @pytest.mark.anyio

@@ -13,7 +13,11 @@ __all__ = ["deep_merge", "label_value", "render", "render_all"]
 _LABEL_VALUE: Final = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter when PyYAML was built with it: the pure-Python one dominates an install.
+_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc]
     """Safe dumper that never emits anchors/aliases (shared objects are written out in full)."""
 
     def ignore_aliases(self, data: Any) -> bool:

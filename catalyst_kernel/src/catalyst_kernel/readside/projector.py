@@ -39,13 +39,24 @@ CURSOR_KEY: Final = "projector/cursor"
 _MISSING: Final = object()
 
 
+# json.dumps builds a new encoder whenever it is given options; one shared encoder is the same
+# encoding without that cost.
+_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def encode_value(value: Any) -> bytes:
     """The canonical bytes of a projected JSON value (sorted keys: replays compare equal)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def decode_value(value: bytes) -> Any:
-    return json.loads(value)
+    """The JSON value of stored bytes."""
+    try:
+        # Values are UTF-8 (encode_value writes ASCII): decoding the text directly skips the
+        # encoding detection json.loads does for bytes.
+        return json.loads(value.decode())
+    except ValueError:  # not UTF-8, or a BOM: let json.loads detect the encoding (or fail)
+        return json.loads(value)
 
 
 class _ValueCache:
@@ -94,10 +105,16 @@ class _BatchView:
         self._pending[key] = None
 
     def take(self) -> list[tuple[str, bytes | None]]:
-        """The batch's net writes, in first-write order; the view starts a new batch."""
+        """The batch's net writes, in first-write order; the view starts a new batch.
+
+        A key whose final value is the one the bucket already holds (as far as the cache knows)
+        is left out: writing it would add a revision, and a watcher event, that changes nothing.
+        """
+        writes: list[tuple[str, bytes | None]] = []
         for key, value in self._pending.items():
-            self._cache.set(key, value)
-        writes = list(self._pending.items())
+            if self._cache.get(key) != value:  # _MISSING (not known) never equals a value
+                self._cache.set(key, value)
+                writes.append((key, value))
         self._pending = {}
         return writes
 

@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS kv_head (
 
 
 _FAST_BUSY_MS: Final = 20
+_PUT: Final = KvOperation.PUT.value
+_DELETE: Final = KvOperation.DELETE.value
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -329,30 +331,43 @@ class _KeyValue:
         self._spine = spine
         self._environment = environment
 
-    def _apply(self, db: sqlite3.Connection, key: str, value: bytes | None) -> int:
+    def _apply(self, db: sqlite3.Connection, items: Sequence[tuple[str, bytes | None]]) -> int:
+        """Write ``items`` in order inside the caller's transaction; return the last revision.
+
+        One statement of each kind for the whole batch (``executemany``), not four per key:
+        the revisions are consecutive, so the bucket's counter moves once. A key written twice
+        ends with its last write in ``kv_head`` (rows apply in order), and pruning each key once
+        after all inserts keeps the same newest ``history`` revisions as pruning after each.
+        """
         env = self._environment
-        op = KvOperation.PUT.value if value is not None else KvOperation.DELETE.value
-        revision: int = db.execute(
-            "UPDATE buckets SET last_revision = last_revision + 1 WHERE env = ? "
+        last: int = db.execute(
+            "UPDATE buckets SET last_revision = last_revision + ? WHERE env = ? "
             "RETURNING last_revision",
-            (env,),
+            (len(items), env),
         ).fetchone()[0]
-        db.execute(
+        first = last - len(items) + 1
+        created = _now()
+        rows = [
+            (env, first + index, key, _PUT if value is not None else _DELETE, value, created)
+            for index, (key, value) in enumerate(items)
+        ]
+        db.executemany(
             "INSERT INTO kv (env, revision, key, op, value, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (env, revision, key, op, value, _now()),
+            rows,
         )
-        db.execute(
+        db.executemany(
             "INSERT INTO kv_head (env, key, revision, op) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (env, key) DO UPDATE SET revision = excluded.revision, op = excluded.op",
-            (env, key, revision, op),
+            [(env, key, revision, op) for env, revision, key, op, _, _ in rows],
         )
-        db.execute(
-            "DELETE FROM kv WHERE env = ? AND key = ? AND revision <= ("
-            "  SELECT revision FROM kv WHERE env = ? AND key = ?"
-            "  ORDER BY revision DESC LIMIT 1 OFFSET ?)",
-            (env, key, env, key, self._spine.history),
+        history = self._spine.history
+        db.executemany(
+            "DELETE FROM kv WHERE env = ?1 AND key = ?2 AND revision <= ("
+            "  SELECT revision FROM kv WHERE env = ?1 AND key = ?2"
+            "  ORDER BY revision DESC LIMIT 1 OFFSET ?3)",
+            [(env, key, history) for key in dict.fromkeys(key for key, _ in items)],
         )
-        return revision
+        return last
 
     async def get(self, key: str) -> KvEntry | None:
         check_kv_key(key)
@@ -382,13 +397,7 @@ class _KeyValue:
         if not items:
             raise InvalidInput("put_many needs at least one item")
 
-        def apply_all(db: sqlite3.Connection) -> int:
-            revision = 0
-            for key, value in items:
-                revision = self._apply(db, key, value)
-            return revision
-
-        return await self._spine._write(apply_all)
+        return await self._spine._write(lambda db: self._apply(db, items))
 
     async def revision(self) -> int:
         row = await self._spine._run(

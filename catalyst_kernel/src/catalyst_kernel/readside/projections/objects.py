@@ -29,7 +29,7 @@ import functools
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from catalyst_kernel.errors import InvalidInput
 from catalyst_kernel.readside.subjects import kv_key as _kv_key
@@ -55,6 +55,7 @@ __all__ = [
     "FluxObjectProjection",
     "GitCommitProjection",
     "KubernetesObjectProjection",
+    "is_mapping",
     "is_newer",
     "is_stale_delete",
     "iso",
@@ -96,15 +97,23 @@ CLUSTER_SCOPED: Final = "_"
 # -------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(time: datetime) -> str:
     """``time`` as the RFC 3339 text stored in the read model: UTC, always with microseconds, so
-    stored times compare correctly as text too."""
+    stored times compare correctly as text too. Memoised: every projection an event reaches
+    asks for its time, and a datetime hashes faster than it converts."""
     return time.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, with the common case (a plain ``dict``, as JSON decodes)
+    first: an ABC instance check costs several times a type comparison."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     metadata = obj.get("metadata")
-    return metadata if isinstance(metadata, Mapping) else {}
+    return metadata if is_mapping(metadata) else {}
 
 
 def _integer(value: Any) -> int | None:
@@ -175,10 +184,10 @@ def _text(value: Any, what: str) -> str:
 
 def _object_of(event: Event) -> Mapping[str, Any] | None:
     data = event.data
-    if not isinstance(data, Mapping):
+    if not is_mapping(data):
         return None
     obj = data.get("object")
-    return obj if isinstance(obj, Mapping) else None
+    return obj if is_mapping(obj) else None
 
 
 def _skip(event: Event, why: str) -> None:

@@ -8,12 +8,14 @@ module keeps those inputs up to date from events:
   (Deployments and StatefulSets labelled ``openova.io/application``) and change requests, and
   keeps one *record* per Application: its inputs plus the derived status. It reads and writes only
   keys of its own (under its ``index`` kind), so it does not depend on the order in which the
-  projector runs projections. The timeline projection runs a second tracker to see status changes.
+  projector runs projections.
 * :class:`ApplicationStatusProjection` publishes the record of every Application that exists (it
-  has a commit that installed it, or an open change request lists it) as ``application/<name>``.
+  has a commit that installed it, or an open change request lists it) as ``application/<name>``,
+  and writes the timeline's ``reconcile`` and ``health`` entries from the record transitions it
+  computes anyway (see :mod:`~catalyst_kernel.readside.projections.timeline`), so the status is
+  derived once per event.
 
-Private keys of the status projection (``application-index/…``; the timeline's tracker keeps the
-same under ``timeline-index/…``):
+Private keys of the status projection (``application-index/…``):
 
 * ``application-index/commits``: how many distinct commits were seen (the counter);
 * ``application-index/commit/<sha>``: that commit's position (1, 2, …) in arrival order;
@@ -30,7 +32,6 @@ same under ``timeline-index/…``):
 from __future__ import annotations
 
 import enum
-import json
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -48,12 +49,14 @@ from catalyst_kernel.readside.projections.objects import (
     K8S_CHANGED,
     K8S_DELETED,
     OBSERVED_AT,
+    is_mapping,
     is_newer,
     is_stale_delete,
     iso,
     kv_key,
     next_change_state,
 )
+from catalyst_kernel.readside.projections.timeline import write_transition_entries
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -298,7 +301,7 @@ def revision_sha(revision: str) -> str:
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if is_mapping(value) else {}
 
 
 def _int(value: Any) -> int | None:
@@ -387,7 +390,8 @@ def workload_state(obj: Mapping[str, Any], time: datetime) -> dict[str, Any]:
     Ready when ``status.readyReplicas >= spec.replicas`` (default 1) and
     ``status.observedGeneration >= metadata.generation``.
     """
-    metadata, spec, status = (_mapping(obj.get(part)) for part in ("metadata", "spec", "status"))
+    metadata = _mapping(obj.get("metadata"))
+    spec, status = _mapping(obj.get("spec")), _mapping(obj.get("status"))
     replicas = _int(spec.get("replicas"))
     replicas = 1 if replicas is None else replicas
     ready_replicas = _int(status.get("readyReplicas")) or 0
@@ -485,6 +489,13 @@ def resolve_inputs(record: Mapping[str, Any], positions: Mapping[str, int]) -> S
 # -------------------------------------------------------------------------------------------------
 
 
+def _summary_entry(state: Mapping[str, Any] | None) -> tuple[Any, Any] | None:
+    """What a workload state contributes to its Application's ``notReady`` (``None``: ready)."""
+    if state is None or state.get("ready") is True:
+        return None
+    return (state.get("replicas"), state.get("readyReplicas"))
+
+
 def _new_record(name: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -535,6 +546,26 @@ class Transition:
         return self.after.get("status") if self.after is not None else None
 
 
+def _copy_record(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a record that the tracker may change without touching ``stored``.
+
+    The tracker changes a record in place only at its top level, in ``inputs``, in
+    ``inputs.workloads`` (and its ``notReady``) and in ``inputs.changeRequests``; everything
+    deeper (``lastCommit``, the Flux states) it replaces, never mutates. So copying those
+    containers is a deep copy as far as the tracker can tell, at a fraction of a JSON round trip.
+    """
+    inputs = stored["inputs"]
+    workloads = inputs["workloads"]
+    return {
+        **stored,
+        "inputs": {
+            **inputs,
+            "workloads": {**workloads, "notReady": dict(workloads["notReady"])},
+            "changeRequests": list(inputs["changeRequests"]),
+        },
+    }
+
+
 class _Records:
     """The records one event touches, loaded once and written back once."""
 
@@ -547,17 +578,14 @@ class _Records:
         if name not in self.after:
             stored = await self._load(name)
             self.before[name] = stored
-            # A JSON round trip is a deep copy, several times faster than copy.deepcopy.
-            self.after[name] = (
-                json.loads(json.dumps(stored)) if stored is not None else _new_record(name)
-            )
+            self.after[name] = _copy_record(stored) if stored is not None else _new_record(name)
         return self.after[name]
 
 
 class ApplicationTracker:
     """Keeps one record per Application name from events, using only keys under ``index``.
 
-    :param index: the KV kind of its private keys (``application-index``, ``timeline-index``).
+    :param index: the KV kind of its private keys (``application-index``).
     :param documents: the KV kind under which the records of existing Applications are kept
         (``application``), or ``None`` to keep every record privately.
     """
@@ -603,12 +631,14 @@ class ApplicationTracker:
         """Update the records ``event`` touches; return how each one changed."""
 
         async def load(name: str) -> dict[str, Any] | None:
+            # The view hands out values of our own (JSON decoded); they are kept unchanged as
+            # the "before" of a transition and copied (_copy_record) to be worked on.
             if self.documents is not None:
-                document = await view.get(kv_key(self.documents, name))
+                document: dict[str, Any] | None = await view.get(kv_key(self.documents, name))
                 if document is not None:
-                    return dict(document)
-            record = await view.get(self._record_key(name))
-            return dict(record) if record is not None else None
+                    return document
+            record: dict[str, Any] | None = await view.get(self._record_key(name))
+            return record
 
         records = _Records(load)
         try:
@@ -727,7 +757,7 @@ class ApplicationTracker:
         workload = f"{kind}/{namespace}/{name}"
         key = kv_key(self.index, "workload", kind, namespace, name)
         stored = await view.get(key)
-        owner = stored.get("application") if isinstance(stored, Mapping) else None
+        owner = stored.get("application") if is_mapping(stored) else None
 
         async def summary(application: str) -> dict[str, Any]:
             workloads: dict[str, Any] = (await records(application))["inputs"]["workloads"]
@@ -757,6 +787,14 @@ class ApplicationTracker:
                 await view.delete(key)
             return
         state = workload_state(obj, event.time)
+        if owner == application and _summary_entry(stored) == _summary_entry(state):
+            # Same Application, same readiness and counts: its summary (total, notReady) stays
+            # as it is, so its record would not change (re-deriving an unchanged record yields
+            # it again: the commit positions it depends on never change once assigned, and a sha
+            # seen for the first time is numbered after every last commit, as an unseen one
+            # counts). Skip loading it; only the workload's own state moves on.
+            await view.put(key, {"application": application, **state})
+            return
         attached = await summary(application)
         if owner != application:
             attached["total"] += 1
@@ -800,6 +838,10 @@ class ApplicationStatusProjection:
          "inputs": {"kustomization", "helmRelease", "workloads", "changeRequests"}}
 
     An uninstall commit removes the document.
+
+    It also writes the Application timeline's ``reconcile`` and ``health`` entries
+    (``timeline/<name>/…``, see :mod:`~catalyst_kernel.readside.projections.timeline`): it knows
+    each record before and after the event, so the timeline need not derive the status again.
     """
 
     name = "application-status"
@@ -812,5 +854,6 @@ class ApplicationStatusProjection:
         return self._tracker.handles(event)
 
     async def apply(self, event: Event, view: ProjectionView) -> None:
-        """Update the records the event touches and publish the ones of existing Applications."""
-        await self._tracker.apply(event, view)
+        """Update the records the event touches, publish the ones of existing Applications and
+        append the timeline's ``reconcile`` and ``health`` entries the changes imply."""
+        await write_transition_entries(view, event, await self._tracker.apply(event, view))
