@@ -7,8 +7,10 @@ with a few lines (see ``docs/plugin-author-guide.md``).
 from catalyst_kernel.testing.doubles import MemoryProjectionView, RecordingPublisher
 from catalyst_kernel.testing.shape import assert_implements, interface_members
 from catalyst_kernel.testing.suites import (
+    PLANTED_SECRET,
     ApiExtensionConformance,
     CommitterConformance,
+    CommitterFactory,
     EventSourceConformance,
     IdentityConformance,
     LifecycleConformance,
@@ -16,14 +18,17 @@ from catalyst_kernel.testing.suites import (
     ProjectionConformance,
     RuleKindConformance,
     SecretsConformance,
+    SecretsFactory,
     SlotConformance,
     SpineConformance,
     SpineFactory,
 )
 
 __all__ = [
+    "PLANTED_SECRET",
     "ApiExtensionConformance",
     "CommitterConformance",
+    "CommitterFactory",
     "EventSourceConformance",
     "IdentityConformance",
     "LifecycleConformance",
@@ -33,6 +38,7 @@ __all__ = [
     "RecordingPublisher",
     "RuleKindConformance",
     "SecretsConformance",
+    "SecretsFactory",
     "SlotConformance",
     "SpineConformance",
     "SpineFactory",

@@ -16,27 +16,42 @@ behavioural tests join them with the implementation, and every subclass inherits
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
+import re
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, ClassVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import anyio
 import pytest
 
 from catalyst_kernel.api.extension import ApiExtension
-from catalyst_kernel.errors import BackendUnavailable, InvalidInput
+from catalyst_kernel.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
 from catalyst_kernel.identity.provider import IdentityProvider
 from catalyst_kernel.model.event import Event
-from catalyst_kernel.model.plan import FileChange
+from catalyst_kernel.model.names import EnvType
+from catalyst_kernel.model.plan import FileAction, FileChange
+from catalyst_kernel.model.tenancy import Environment
 from catalyst_kernel.plugins.lifecycle import LifecycleHandler
 from catalyst_kernel.promotion.rules import RuleContext, RuleKind, RuleVerdict
-from catalyst_kernel.provisioning.committer import Committer
+from catalyst_kernel.provisioning.committer import (
+    ApplicationAction,
+    ApplicationChange,
+    Approval,
+    ChangeStatus,
+    CommitInfo,
+    CommitRequest,
+    Committer,
+)
 from catalyst_kernel.provisioning.composer import CompositionRequest, ManifestComposer
 from catalyst_kernel.readside.projection import Projection
 from catalyst_kernel.readside.sources import EventSource
 from catalyst_kernel.readside.spine import KvOperation, Spine
-from catalyst_kernel.secrets.backend import SecretBackend
+from catalyst_kernel.secrets.backend import SecretBackend, SecretPath
 from catalyst_kernel.testing.doubles import MemoryProjectionView, RecordingPublisher
 from catalyst_kernel.testing.shape import assert_implements
 
@@ -44,8 +59,10 @@ if TYPE_CHECKING:
     from catalyst_kernel.model.policy import PolicyRule
 
 __all__ = [
+    "PLANTED_SECRET",
     "ApiExtensionConformance",
     "CommitterConformance",
+    "CommitterFactory",
     "EventSourceConformance",
     "IdentityConformance",
     "LifecycleConformance",
@@ -53,6 +70,7 @@ __all__ = [
     "ProjectionConformance",
     "RuleKindConformance",
     "SecretsConformance",
+    "SecretsFactory",
     "SlotConformance",
     "SpineConformance",
     "SpineFactory",
@@ -80,6 +98,7 @@ class SlotConformance:
 
 
 SpineFactory = Callable[[], AbstractAsyncContextManager[Spine]]
+POLICY_PATH: Final = "policies/environment-policy.yaml"
 
 
 def _event(n: int, *, subject: str = "catalyst.test", id: str | None = None) -> Event:
@@ -334,10 +353,473 @@ class SpineConformance(SlotConformance):
         assert not (await spine.check()).ready
 
 
+CommitterFactory = Callable[[], AbstractAsyncContextManager[Committer]]
+
+
 class CommitterConformance(SlotConformance):
-    """The committer slot (Environment repositories and change requests)."""
+    """The committer slot: Environment repositories, atomic commits, history, change requests.
+
+    Override ``committer_factory``: a callable returning an async context manager that yields a
+    *started* committer over the same storage every time it is called (that is how the suite
+    restarts it), and closes it on exit. Each test gets fresh storage in which the Environment
+    ``environment`` (default ``acme-dev``) has no repository yet, and ``other_environment``
+    (default ``acme-prod``) never gets one.
+
+    What the suite holds an implementation to, beyond the protocol's docstrings:
+    ``CommitInfo.message`` is the message without its trailer block, and ``trailers`` hold
+    ``Catalyst-Actor``, ``Catalyst-Operation``, ``Catalyst-Plan-Digest`` (when set) and the
+    request's own; a failed operation moves nothing; change ids are decimal numbers that
+    increase; approving a revision other than the current one is a ``Conflict``; a merge is one
+    commit on top of the current head whose ``Catalyst-Actor`` is the merger.
+
+    :cvar concurrent_commits: how many ``commit()`` calls the concurrency test runs at once.
+    """
 
     interface = Committer
+    timeout: ClassVar[float] = 120.0
+    environment: ClassVar[str] = "acme-dev"
+    other_environment: ClassVar[str] = "acme-prod"
+    concurrent_commits: ClassVar[int] = 20
+
+    @pytest.fixture
+    def committer_factory(self) -> CommitterFactory:
+        raise NotImplementedError(f"{type(self).__name__} must override 'committer_factory'")
+
+    @pytest.fixture
+    async def provider(self, committer_factory: CommitterFactory) -> AsyncIterator[Committer]:
+        async with committer_factory() as committer:
+            yield committer
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def request(
+        self,
+        *files: FileChange,
+        message: str = "Change the Environment",
+        actor: str = "alice",
+        **options: Any,
+    ) -> CommitRequest:
+        """A :class:`CommitRequest` on ``environment`` (``options`` are its other fields)."""
+        options.setdefault("environment", self.environment)
+        options.setdefault("operation_id", f"op-{uuid.uuid4().hex[:12]}")
+        return CommitRequest(message=message, files=files, actor=actor, **options)
+
+    @staticmethod
+    def add(path: str, content: str = "x: 1\n") -> FileChange:
+        """A file to add."""
+        return FileChange(path, FileAction.ADD, content)
+
+    @staticmethod
+    def modify(path: str, content: str = "x: 2\n") -> FileChange:
+        """A file to modify."""
+        return FileChange(path, FileAction.MODIFY, content)
+
+    @staticmethod
+    def delete(path: str) -> FileChange:
+        """A file to delete."""
+        return FileChange(path, FileAction.DELETE)
+
+    async def create(self, committer: Committer) -> CommitInfo:
+        """Create ``environment``'s repository holding the default policy."""
+        initial = self.request(
+            self.add(POLICY_PATH, "rules: []\n"), message=f"Create {self.environment}"
+        )
+        return await committer.create_repository(Environment.parse(self.environment), initial)
+
+    async def head(self, committer: Committer) -> str:
+        """The sha of ``environment``'s newest commit."""
+        (latest,) = await committer.log(self.environment, limit=1)
+        return latest.sha
+
+    def approval(self, approver: str, revision: int, *groups: str) -> Approval:
+        """An approval of ``revision`` by ``approver``, a member of ``groups``, now."""
+        return Approval(approver, revision, datetime.now(UTC), frozenset(groups))
+
+    # --- repositories and commits ----------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_check_reports_ready(self, provider: Committer) -> None:
+        assert (await provider.check()).ready
+
+    @pytest.mark.anyio
+    async def test_create_repository_then_commit(self, provider: Committer) -> None:
+        assert not await provider.repository_exists(self.environment)
+        initial = await self.create(provider)
+        assert await provider.repository_exists(self.environment)
+        assert not await provider.repository_exists(self.other_environment)
+        assert initial.parents == ()
+        assert await provider.read_file(self.environment, POLICY_PATH) == b"rules: []\n"
+
+        commit = await provider.commit(
+            self.request(self.add("applications/web/values.yaml", "replicas: 2\n"))
+        )
+        assert commit.parents == (initial.sha,)
+        assert await provider.read_file(self.environment, "applications/web/values.yaml") == (
+            b"replicas: 2\n"
+        )
+        assert list(await provider.list_files(self.environment)) == [
+            "applications/web/values.yaml",
+            POLICY_PATH,
+        ]
+        assert [c.sha for c in await provider.log(self.environment)] == [commit.sha, initial.sha]
+
+    @pytest.mark.anyio
+    async def test_creating_an_existing_repository_is_a_conflict(self, provider: Committer) -> None:
+        first = await self.create(provider)
+        with pytest.raises(Conflict):
+            await self.create(provider)
+        assert [c.sha for c in await provider.log(self.environment)] == [first.sha]
+
+    @pytest.mark.anyio
+    async def test_trailers_round_trip(self, provider: Committer) -> None:
+        await self.create(provider)
+        request = self.request(
+            self.add("applications/web/values.yaml"),
+            message="Install web from bp-wordpress 1.2.0\n\nRequested in the console.",
+            actor="alice",
+            operation_id="op-42",
+            plan_digest="sha256:" + "ab" * 32,
+            trailers={"Catalyst-Promoted-From": "acme-stg"},
+        )
+        commit = await provider.commit(request)
+        expected = {
+            "Catalyst-Actor": "alice",
+            "Catalyst-Operation": "op-42",
+            "Catalyst-Plan-Digest": "sha256:" + "ab" * 32,
+            "Catalyst-Promoted-From": "acme-stg",
+        }
+        assert dict(commit.trailers) == expected
+        assert commit.message.strip() == request.message
+        assert commit.author == "alice"
+        (logged, _) = await provider.log(self.environment)
+        assert logged.sha == commit.sha
+        assert dict(logged.trailers) == expected
+        assert logged.message.strip() == request.message
+
+    @pytest.mark.anyio
+    async def test_add_modify_delete(self, provider: Committer) -> None:
+        await self.create(provider)
+        path = "applications/web/values.yaml"
+        await provider.commit(self.request(self.add(path, "a: 1\n")))
+        await provider.commit(self.request(self.modify(path, "a: 2\n")))
+        assert await provider.read_file(self.environment, path) == b"a: 2\n"
+        await provider.commit(self.request(self.delete(path)))
+        assert await provider.read_file(self.environment, path) is None
+        assert list(await provider.list_files(self.environment, "applications/")) == []
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        "change",
+        [
+            FileChange("applications/web/values.yaml", FileAction.ADD, "again: true\n"),
+            FileChange("applications/api/values.yaml", FileAction.MODIFY, "x: 1\n"),
+            FileChange("applications/api/values.yaml", FileAction.DELETE),
+        ],
+        ids=["add-existing", "modify-missing", "delete-missing"],
+    )
+    async def test_file_conflicts_name_the_path(
+        self, provider: Committer, change: FileChange
+    ) -> None:
+        await self.create(provider)
+        await provider.commit(self.request(self.add("applications/web/values.yaml")))
+        with pytest.raises(Conflict, match=re.escape(change.path)):
+            await provider.commit(self.request(change))
+
+    @pytest.mark.anyio
+    async def test_a_failed_operation_changes_nothing(self, provider: Committer) -> None:
+        await self.create(provider)
+        before = await provider.commit(self.request(self.add("applications/web/values.yaml")))
+        with pytest.raises(Conflict):
+            await provider.commit(
+                self.request(
+                    self.add("applications/api/values.yaml"),
+                    self.modify("applications/web/values.yaml"),
+                    self.delete("applications/gone/values.yaml"),
+                )
+            )
+        assert await self.head(provider) == before.sha
+        assert await provider.read_file(self.environment, "applications/api/values.yaml") is None
+        assert await provider.read_file(self.environment, "applications/web/values.yaml") == (
+            b"x: 1\n"
+        )
+
+    @pytest.mark.anyio
+    async def test_concurrent_commits_all_land_with_linear_history(
+        self, provider: Committer
+    ) -> None:
+        initial = await self.create(provider)
+        count = self.concurrent_commits
+
+        async def install(n: int) -> None:
+            await provider.commit(self.request(self.add(f"applications/app-{n}/values.yaml")))
+
+        with anyio.fail_after(self.timeout):
+            async with anyio.create_task_group() as tasks:
+                for n in range(count):
+                    tasks.start_soon(install, n)
+        history = list(await provider.log(self.environment, limit=count + 10))
+        assert len(history) == count + 1
+        assert history[-1].sha == initial.sha
+        for newer, older in itertools.pairwise(history):
+            assert newer.parents == (older.sha,), "history is one line"
+        files = await provider.list_files(self.environment, "applications/")
+        assert sorted(files) == sorted(f"applications/app-{n}/values.yaml" for n in range(count))
+
+    @pytest.mark.anyio
+    async def test_expected_head_guards_against_a_moved_head(self, provider: Committer) -> None:
+        initial = await self.create(provider)
+        first = await provider.commit(
+            self.request(self.add("applications/web/values.yaml"), expected_head=initial.sha)
+        )
+        assert first.parents == (initial.sha,)
+        with pytest.raises(Conflict):
+            await provider.commit(
+                self.request(self.add("applications/api/values.yaml"), expected_head=initial.sha)
+            )
+        assert await self.head(provider) == first.sha
+        assert await provider.read_file(self.environment, "applications/api/values.yaml") is None
+
+    @pytest.mark.anyio
+    async def test_history_per_path_is_newest_first(self, provider: Committer) -> None:
+        await self.create(provider)
+        web, api = "applications/web/values.yaml", "applications/api/values.yaml"
+        one = await provider.commit(self.request(self.add(web, "a: 1\n")))
+        await provider.commit(self.request(self.add(api)))
+        three = await provider.commit(self.request(self.modify(web, "a: 3\n")))
+        assert [c.sha for c in await provider.log(self.environment, web)] == [three.sha, one.sha]
+        assert [c.sha for c in await provider.log(self.environment, "applications/web")] == [
+            three.sha,
+            one.sha,
+        ]
+        assert [c.sha for c in await provider.log(self.environment, web, limit=1)] == [three.sha]
+        assert len(await provider.log(self.environment)) == 4
+
+    @pytest.mark.anyio
+    async def test_reads_at_an_older_commit(self, provider: Committer) -> None:
+        await self.create(provider)
+        path = "applications/web/values.yaml"
+        old = await provider.commit(self.request(self.add(path, "a: 1\n")))
+        await provider.commit(self.request(self.modify(path, "a: 2\n")))
+        assert await provider.read_file(self.environment, path, old.sha) == b"a: 1\n"
+        assert await provider.read_file(self.environment, path) == b"a: 2\n"
+        assert await provider.read_file(self.environment, "applications/web") is None
+        assert await provider.read_file(self.environment, "applications/none.yaml") is None
+        assert list(await provider.list_files(self.environment, "applications/web/", old.sha)) == [
+            path
+        ]
+
+    # --- change requests -------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_open_change_proposes_without_touching_main(self, provider: Committer) -> None:
+        await self.create(provider)
+        base = await provider.commit(self.request(self.add("applications/web/values.yaml")))
+        application = ApplicationChange("web", ApplicationAction.PROMOTE, "bp-wordpress", "1.2.0")
+        change = await provider.open_change(
+            self.request(
+                self.modify("applications/web/values.yaml", "promoted: true\n"),
+                message="Promote web",
+                actor="alice",
+                applications=(application,),
+            ),
+            "Promote web from acme-stg",
+        )
+        assert change.status is ChangeStatus.OPEN
+        assert change.environment == self.environment
+        assert (change.title, change.author, change.revision) == (
+            "Promote web from acme-stg",
+            "alice",
+            1,
+        )
+        assert change.base == base.sha
+        assert change.applications == (application,)
+        assert change.approvals == ()
+        assert await self.head(provider) == base.sha
+        path = "applications/web/values.yaml"
+        assert await provider.read_file(self.environment, path) == b"x: 1\n"
+        assert await provider.read_file(self.environment, path, change.head) == b"promoted: true\n"
+        assert await provider.get_change(self.environment, change.id) == change
+        assert list(await provider.list_changes(self.environment)) == [change]
+        assert list(await provider.list_changes(self.environment, ChangeStatus.OPEN)) == [change]
+        assert list(await provider.list_changes(self.environment, ChangeStatus.MERGED)) == []
+
+    @pytest.mark.anyio
+    async def test_change_ids_increase_and_lists_are_newest_first(
+        self, provider: Committer
+    ) -> None:
+        await self.create(provider)
+        first = await provider.open_change(self.request(self.add("a/one.yaml")), "One")
+        second = await provider.open_change(self.request(self.add("a/two.yaml")), "Two")
+        assert int(second.id) > int(first.id)
+        assert [c.id for c in await provider.list_changes(self.environment)] == [
+            second.id,
+            first.id,
+        ]
+
+    @pytest.mark.anyio
+    async def test_update_makes_a_new_revision_and_dismisses_approvals(
+        self, provider: Committer
+    ) -> None:
+        await self.create(provider)
+        change = await provider.open_change(self.request(self.add("a/one.yaml", "v: 1\n")), "One")
+        approved = await provider.approve_change(
+            self.environment, change.id, self.approval("bob", 1, "ops")
+        )
+        assert [(a.approver, a.revision) for a in approved.approvals] == [("bob", 1)]
+        updated = await provider.update_change(
+            change.id, self.request(self.add("a/one.yaml", "v: 2\n"), message="Second try")
+        )
+        assert updated.id == change.id
+        assert updated.revision == 2
+        assert updated.head != change.head
+        assert updated.author == "alice"
+        assert not [a for a in updated.approvals if a.revision == updated.revision]
+        assert await provider.read_file(self.environment, "a/one.yaml", updated.head) == b"v: 2\n"
+        with pytest.raises(Conflict):
+            await provider.approve_change(
+                self.environment, change.id, self.approval("carol", 1, "ops")
+            )
+        again = await provider.approve_change(
+            self.environment, change.id, self.approval("carol", 2, "ops")
+        )
+        assert [(a.approver, a.revision) for a in again.approvals if a.revision == 2] == [
+            ("carol", 2)
+        ]
+        assert sorted(next(iter(again.approvals)).groups) == ["ops"]
+
+    @pytest.mark.anyio
+    async def test_merge_applies_the_change_as_one_commit(self, provider: Committer) -> None:
+        await self.create(provider)
+        change = await provider.open_change(
+            self.request(
+                self.add("applications/web/values.yaml", "a: 1\n"),
+                self.add("applications/web/kustomization.yaml", "resources: []\n"),
+                message="Install web",
+            ),
+            "Install web",
+        )
+        # main moves on after the change was opened: the merge applies on top of it.
+        moved = await provider.commit(self.request(self.add("applications/api/values.yaml")))
+        merged = await provider.merge_change(self.environment, change.id, "carol")
+        assert merged.parents == (moved.sha,)
+        assert merged.trailers["Catalyst-Actor"] == "carol"
+        assert await self.head(provider) == merged.sha
+        assert list(await provider.list_files(self.environment, "applications/")) == [
+            "applications/api/values.yaml",
+            "applications/web/kustomization.yaml",
+            "applications/web/values.yaml",
+        ]
+        record = await provider.get_change(self.environment, change.id)
+        assert record.status is ChangeStatus.MERGED
+        assert record.merge_commit == merged.sha
+        with pytest.raises(Conflict):
+            await provider.merge_change(self.environment, change.id, "carol")
+        with pytest.raises(Conflict):
+            await provider.update_change(change.id, self.request(self.add("b.yaml")))
+        assert await self.head(provider) == merged.sha
+
+    @pytest.mark.anyio
+    async def test_merge_conflict_leaves_main_and_change_unchanged(
+        self, provider: Committer
+    ) -> None:
+        await self.create(provider)
+        change = await provider.open_change(
+            self.request(self.add("applications/web/values.yaml", "mine: 1\n")), "Install web"
+        )
+        theirs = await provider.commit(
+            self.request(self.add("applications/web/values.yaml", "theirs: 1\n"))
+        )
+        with pytest.raises(Conflict, match=re.escape("applications/web/values.yaml")):
+            await provider.merge_change(self.environment, change.id, "carol")
+        assert await self.head(provider) == theirs.sha
+        assert await provider.read_file(self.environment, "applications/web/values.yaml") == (
+            b"theirs: 1\n"
+        )
+        assert await provider.get_change(self.environment, change.id) == change
+
+    @pytest.mark.anyio
+    async def test_close_change(self, provider: Committer) -> None:
+        initial = await self.create(provider)
+        change = await provider.open_change(self.request(self.add("a/one.yaml")), "One")
+        closed = await provider.close_change(self.environment, change.id, "alice")
+        assert closed.status is ChangeStatus.CLOSED
+        assert (await provider.get_change(self.environment, change.id)).status is (
+            ChangeStatus.CLOSED
+        )
+        assert list(await provider.list_changes(self.environment, ChangeStatus.OPEN)) == []
+        with pytest.raises(Conflict):
+            await provider.merge_change(self.environment, change.id, "alice")
+        with pytest.raises(Conflict):
+            await provider.approve_change(self.environment, change.id, self.approval("bob", 1))
+        assert await self.head(provider) == initial.sha
+
+    # --- durability ------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_commits_and_changes_survive_a_restart(
+        self, committer_factory: CommitterFactory
+    ) -> None:
+        async with committer_factory() as committer:
+            await self.create(committer)
+            commit = await committer.commit(self.request(self.add("applications/web/values.yaml")))
+            change = await committer.open_change(self.request(self.add("a/one.yaml")), "One")
+            change = await committer.approve_change(
+                self.environment, change.id, self.approval("bob", 1, "ops")
+            )
+        async with committer_factory() as committer:
+            assert await committer.repository_exists(self.environment)
+            assert await self.head(committer) == commit.sha
+            assert await committer.read_file(self.environment, "applications/web/values.yaml")
+            assert await committer.get_change(self.environment, change.id) == change
+            merged = await committer.merge_change(self.environment, change.id, "carol")
+            assert merged.parents == (commit.sha,)
+
+    # --- errors ----------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_invalid_environments_and_paths_are_invalid_input(
+        self, provider: Committer
+    ) -> None:
+        await self.create(provider)
+        for environment in ("acme-staging", "acme", "Acme-dev", "../acme-dev"):
+            with pytest.raises(InvalidInput):
+                await provider.repository_exists(environment)
+            with pytest.raises(InvalidInput):
+                await provider.read_file(environment, POLICY_PATH)
+        for path in ("/etc/passwd", "../outside", "a//b", ".git/config", "a/./b"):
+            with pytest.raises(InvalidInput):
+                await provider.read_file(self.environment, path)
+            with pytest.raises(InvalidInput):
+                await provider.log(self.environment, path)
+        with pytest.raises(InvalidInput):
+            await provider.list_files(self.environment, "../")
+
+    @pytest.mark.anyio
+    async def test_unknown_repositories_and_changes_are_not_found(
+        self, provider: Committer
+    ) -> None:
+        other = self.other_environment
+        with pytest.raises(NotFound):
+            await provider.read_file(other, POLICY_PATH)
+        with pytest.raises(NotFound):
+            await provider.log(other)
+        with pytest.raises(NotFound):
+            await provider.commit(self.request(self.add("a.yaml"), environment=other))
+        with pytest.raises(NotFound):
+            await provider.open_change(self.request(self.add("a.yaml"), environment=other), "A")
+        await self.create(provider)
+        with pytest.raises(NotFound):
+            await provider.get_change(self.environment, "999")
+        with pytest.raises(NotFound):
+            await provider.merge_change(self.environment, "999", "alice")
+        with pytest.raises(NotFound):
+            await provider.close_change(self.environment, "999", "alice")
+        with pytest.raises(NotFound):
+            await provider.approve_change(self.environment, "999", self.approval("bob", 1))
+        with pytest.raises(NotFound):
+            await provider.update_change("999", self.request(self.add("a.yaml")))
+        with pytest.raises(NotFound):
+            await provider.read_file(self.environment, POLICY_PATH, "0" * 40)
 
 
 class IdentityConformance(SlotConformance):
@@ -346,10 +828,156 @@ class IdentityConformance(SlotConformance):
     interface = IdentityProvider
 
 
+SecretsFactory = Callable[[], AbstractAsyncContextManager[SecretBackend]]
+
+# A value no test writes anywhere except as a secret: finding it in an error, a log line or a
+# repr means a secret leaked.
+PLANTED_SECRET: Final = "planted-S3cr3t-value-7c1d94e2"
+
+
 class SecretsConformance(SlotConformance):
-    """The secrets slot (secret values outside Git)."""
+    """The secrets slot: versioned values at ``org/{org}/env/{env_type}/{app}/{secret}``.
+
+    Override ``secrets_factory``: a callable returning an async context manager that yields a
+    *started* backend over the same storage every time it is called (that is how the suite
+    restarts it), and closes it on exit. Each test gets fresh storage.
+
+    Values map text to text and a secret has at least one (anything else is ``InvalidInput``);
+    each write returns a version greater than the last; no value may reach an error, a log
+    record or a ``repr`` (the suite plants :data:`PLANTED_SECRET` and looks for it).
+    """
 
     interface = SecretBackend
+    timeout: ClassVar[float] = 60.0
+
+    @pytest.fixture
+    def secrets_factory(self) -> SecretsFactory:
+        raise NotImplementedError(f"{type(self).__name__} must override 'secrets_factory'")
+
+    @pytest.fixture
+    async def provider(self, secrets_factory: SecretsFactory) -> AsyncIterator[SecretBackend]:
+        async with secrets_factory() as backend:
+            yield backend
+
+    @staticmethod
+    def path(application: str = "web", secret: str = "db", env_type: str = "dev") -> SecretPath:
+        """A secret path in the Organization ``acme``."""
+        return SecretPath("acme", env_type, application, secret)
+
+    @staticmethod
+    def assert_no_secret(*texts: str) -> None:
+        """Fail if any of ``texts`` holds :data:`PLANTED_SECRET`."""
+        for text in texts:
+            assert PLANTED_SECRET not in text, "a secret value leaked"
+
+    @pytest.mark.anyio
+    async def test_check_reports_ready(self, provider: SecretBackend) -> None:
+        assert (await provider.check()).ready
+
+    @pytest.mark.anyio
+    async def test_write_then_read(self, provider: SecretBackend) -> None:
+        path = self.path()
+        assert not await provider.exists(path)
+        version = await provider.write(path, {"username": "web", "password": PLANTED_SECRET})
+        assert version >= 1
+        assert await provider.exists(path)
+        assert dict(await provider.read(path)) == {"username": "web", "password": PLANTED_SECRET}
+
+    @pytest.mark.anyio
+    async def test_rotation_overwrites_and_the_version_increases(
+        self, provider: SecretBackend
+    ) -> None:
+        path = self.path()
+        first = await provider.write(path, {"password": "one", "username": "web"})
+        second = await provider.write(path, {"password": "two"})
+        third = await provider.write(path, {"password": "three"})
+        assert first < second < third
+        assert dict(await provider.read(path)) == {"password": "three"}
+
+    @pytest.mark.anyio
+    async def test_paths_are_separate(self, provider: SecretBackend) -> None:
+        await provider.write(self.path(), {"password": "dev"})
+        await provider.write(self.path(env_type="prod"), {"password": "prod"})
+        await provider.write(self.path(application="api"), {"password": "api"})
+        assert dict(await provider.read(self.path())) == {"password": "dev"}
+        assert dict(await provider.read(self.path(env_type="prod"))) == {"password": "prod"}
+        assert not await provider.exists(self.path(secret="other"))
+
+    @pytest.mark.anyio
+    async def test_reading_a_missing_secret_is_not_found(self, provider: SecretBackend) -> None:
+        with pytest.raises(NotFound):
+            await provider.read(self.path())
+
+    @pytest.mark.anyio
+    async def test_delete_removes_every_version_and_is_idempotent(
+        self, provider: SecretBackend
+    ) -> None:
+        path = self.path()
+        await provider.write(path, {"password": "one"})
+        await provider.write(path, {"password": "two"})
+        await provider.delete(path)
+        assert not await provider.exists(path)
+        with pytest.raises(NotFound):
+            await provider.read(path)
+        await provider.delete(path)
+        await provider.delete(self.path(secret="never-written"))
+        await provider.write(path, {"password": "again"})
+        assert dict(await provider.read(path)) == {"password": "again"}
+
+    @pytest.mark.anyio
+    async def test_values_must_be_text_and_never_appear_in_errors(
+        self, provider: SecretBackend, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        await provider.write(self.path(), {"password": PLANTED_SECRET})
+        bad_values: list[Any] = [
+            {"password": PLANTED_SECRET, "port": 5432},
+            {"password": PLANTED_SECRET, "extra": None},
+            {},
+        ]
+        for values in bad_values:
+            with pytest.raises(InvalidInput) as caught:
+                await provider.write(self.path(secret="other"), values)
+            self.assert_no_secret(str(caught.value), repr(caught.value))
+        with pytest.raises(NotFound) as missing:
+            await provider.read(self.path(secret="other"))
+        self.assert_no_secret(str(missing.value), repr(missing.value))
+        self.assert_no_secret(caplog.text, repr(provider), str(provider))
+        assert dict(await provider.read(self.path())) == {"password": PLANTED_SECRET}
+
+    @pytest.mark.anyio
+    async def test_concurrent_writes_get_distinct_versions(self, provider: SecretBackend) -> None:
+        path = self.path()
+        written: dict[int, str] = {}
+
+        async def write(n: int) -> None:
+            written[await provider.write(path, {"password": f"value-{n}"})] = f"value-{n}"
+
+        with anyio.fail_after(self.timeout):
+            async with anyio.create_task_group() as tasks:
+                for n in range(20):
+                    tasks.start_soon(write, n)
+        assert len(written) == 20, "every write got its own version"
+        assert dict(await provider.read(path)) == {"password": written[max(written)]}
+
+    @pytest.mark.anyio
+    async def test_secrets_survive_a_restart(self, secrets_factory: SecretsFactory) -> None:
+        async with secrets_factory() as backend:
+            first = await backend.write(self.path(), {"password": PLANTED_SECRET})
+        async with secrets_factory() as backend:
+            assert await backend.exists(self.path())
+            assert dict(await backend.read(self.path())) == {"password": PLANTED_SECRET}
+            assert await backend.write(self.path(), {"password": "next"}) > first
+
+    @pytest.mark.anyio
+    async def test_store_reference_is_one_external_secrets_provider(
+        self, provider: SecretBackend
+    ) -> None:
+        await provider.write(self.path(), {"password": PLANTED_SECRET})
+        reference = await provider.store_reference("acme", EnvType.DEV)
+        assert len(reference) == 1, "spec.provider names exactly one provider"
+        text = json.dumps(reference)
+        self.assert_no_secret(text)
 
 
 class EventSourceConformance(SlotConformance):
