@@ -8,16 +8,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import click
 
 from catalyst_kernel import __version__
 from catalyst_kernel.errors import CatalystError, InvalidInput, NotFound
-from catalyst_kernel.model.convert import unstructure
 from catalyst_kernel.model.names import check_environment_name
-from catalyst_kernel.plugins.manager import PluginInfo, PluginManager, Slot, SlotSelection
+from catalyst_kernel.plugins.manager import PluginManager, Slot
+from catalyst_kernel.plugins.report import plugins_document
 from catalyst_kernel.readside.projector import Projector
 from catalyst_kernel.settings import Settings, load_settings_with_sources
 
@@ -61,24 +61,6 @@ def version() -> None:
     click.echo(f"catalyst-kernel {__version__}")
 
 
-def _plugin_json(info: PluginInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "distribution": info.distribution,
-        "version": info.version,
-        "builtin": info.builtin,
-        "module": info.module,
-        "status": info.status.value,
-        "provides": list(info.provides),
-        "hooks": list(info.hooks),
-        "error": info.error,
-    }
-
-
-def _selection_json(selection: SlotSelection) -> dict[str, Any]:
-    return unstructure(selection)  # type: ignore[no-any-return]
-
-
 def _render_table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -101,15 +83,7 @@ def plugins(state: _State, as_json: bool, strict: bool) -> None:
     infos = manager.plugins()
     selections = manager.selections()
     if as_json:
-        document = {
-            "plugins": [_plugin_json(info) for info in infos],
-            "providers": {s.slot.value: _selection_json(s) for s in selections},
-            "errors": [
-                {"name": info.name, "distribution": info.distribution, "error": info.error}
-                for info in manager.errors()
-            ],
-        }
-        click.echo(json.dumps(document, indent=2))
+        click.echo(json.dumps(plugins_document(manager), indent=2))
         return
     rows = [("NAME", "DISTRIBUTION", "VERSION", "STATUS", "PROVIDES")]
     for info in infos:
@@ -225,6 +199,73 @@ def blueprint_lint(paths: tuple[Path, ...], organization: str | None) -> None:
             f"({report.checked} Blueprint version(s) checked)"
         )
     click.echo(f"OK: {report.checked} Blueprint version(s) checked, no problems")
+
+
+@cli.command()
+@click.option(
+    "--org", "organization", default=None, help="The Organization (not for sovereign-admin)."
+)
+@click.option("--role", required=True, help="One of the roles of SPEC §7, e.g. org-developer.")
+@click.option("--group", "groups", multiple=True, help="A team the caller belongs to (repeatable).")
+@click.option(
+    "--env",
+    "environments",
+    multiple=True,
+    help="An Environment the caller may act in (repeatable; default: all of the Organization's).",
+)
+@click.option("--ttl", default=None, help="Lifetime: 30s, 15m, 2h (at most 24h; default 15m).")
+@click.option("--subject", default="developer", show_default=True, help="The token's subject.")
+@click.pass_obj
+def token(
+    state: _State,
+    organization: str | None,
+    role: str,
+    groups: tuple[str, ...],
+    environments: tuple[str, ...],
+    ttl: str | None,
+    subject: str,
+) -> None:
+    """Print a bearer token from the development identity provider (``dev``).
+
+    The server accepts it when it shares the data directory (the signing key lives there).
+    For development only.
+    """
+    from catalyst_kernel.identity.dev import DevIdentityProvider, parse_ttl
+    from catalyst_kernel.model.principal import Role
+
+    roles = [r.value for r in Role]
+    if role not in roles:
+        raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(roles)}")
+    if organization is None and role != Role.SOVEREIGN_ADMIN:
+        raise InvalidInput(f"--org is required for the role {role} (only sovereign-admin has none)")
+    lifetime = parse_ttl(ttl) if ttl is not None else None
+    manager = state.manager(strict=False)
+    selected = manager.selection(Slot.IDENTITY).provider
+    if selected != "dev":
+        raise InvalidInput(
+            "catalyst token mints tokens of the dev identity provider only; "
+            f"providers.identity selects {selected!r}"
+        )
+    manager.check_providers([Slot.IDENTITY])
+    provider = manager.identity()
+    if not isinstance(provider, DevIdentityProvider):  # a plugin registered itself as 'dev'
+        raise InvalidInput(f"the 'dev' identity provider is a {type(provider).__name__}")
+
+    async def run() -> str:
+        await provider.start()
+        try:
+            return provider.mint(
+                subject,
+                organization=organization,
+                role=role,
+                groups=groups,
+                environments=environments,
+                ttl=lifetime,
+            )
+        finally:
+            await provider.close()
+
+    click.echo(anyio.run(run))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,8 @@ from catalyst_kernel.testing.suites import (
     CommitterFactory,
     EventSourceConformance,
     IdentityConformance,
+    IdentityFactory,
+    KeyRotation,
     LifecycleConformance,
     ManifestComposerConformance,
     ProjectionConformance,
@@ -22,6 +24,7 @@ from catalyst_kernel.testing.suites import (
     SlotConformance,
     SpineConformance,
     SpineFactory,
+    TokenMinter,
 )
 
 __all__ = [
@@ -31,6 +34,8 @@ __all__ = [
     "CommitterFactory",
     "EventSourceConformance",
     "IdentityConformance",
+    "IdentityFactory",
+    "KeyRotation",
     "LifecycleConformance",
     "ManifestComposerConformance",
     "MemoryProjectionView",
@@ -42,6 +47,7 @@ __all__ = [
     "SlotConformance",
     "SpineConformance",
     "SpineFactory",
+    "TokenMinter",
     "assert_implements",
     "interface_members",
 ]

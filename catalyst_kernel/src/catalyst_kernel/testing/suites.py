@@ -16,26 +16,40 @@ behavioural tests join them with the implementation, and every subclass inherits
 
 from __future__ import annotations
 
+import abc
+import base64
+import hashlib
+import hmac
 import itertools
 import json
 import logging
 import re
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import anyio
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from catalyst_kernel.api.extension import ApiExtension
-from catalyst_kernel.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from catalyst_kernel.errors import (
+    BackendUnavailable,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from catalyst_kernel.identity.provider import IdentityProvider
 from catalyst_kernel.model.event import Event
 from catalyst_kernel.model.names import EnvType
 from catalyst_kernel.model.plan import FileAction, FileChange
-from catalyst_kernel.model.tenancy import Environment
+from catalyst_kernel.model.principal import Role
+from catalyst_kernel.model.tenancy import Environment, Organization
 from catalyst_kernel.plugins.lifecycle import LifecycleHandler
 from catalyst_kernel.promotion.rules import RuleContext, RuleKind, RuleVerdict
 from catalyst_kernel.provisioning.committer import (
@@ -65,6 +79,8 @@ __all__ = [
     "CommitterFactory",
     "EventSourceConformance",
     "IdentityConformance",
+    "IdentityFactory",
+    "KeyRotation",
     "LifecycleConformance",
     "ManifestComposerConformance",
     "ProjectionConformance",
@@ -74,6 +90,7 @@ __all__ = [
     "SlotConformance",
     "SpineConformance",
     "SpineFactory",
+    "TokenMinter",
 ]
 
 
@@ -822,10 +839,337 @@ class CommitterConformance(SlotConformance):
             await provider.read_file(self.environment, POLICY_PATH, "0" * 40)
 
 
+IdentityFactory = Callable[[], AbstractAsyncContextManager[IdentityProvider]]
+KeyRotation = Callable[[IdentityProvider], Awaitable[None]]
+# JWK members that carry private or symmetric key material (RFC 7518 §6).
+PRIVATE_JWK_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _segments(header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
+    def encode(part: Mapping[str, Any]) -> str:
+        return _b64url(json.dumps(part, separators=(",", ":"), default=str).encode())
+
+    return f"{encode(header)}.{encode(claims)}"
+
+
+class TokenMinter(abc.ABC):
+    """Makes the tokens :class:`IdentityConformance` presents to the provider under test.
+
+    An implementation translates a Principal into its provider's claims (``claims``) and signs
+    with the key the provider trusts (``sign``, ``public_key_pem``). The Keycloak plugins do it
+    with their fake realm's keys. The rest (foreign keys, ``alg: none``, HMAC with the public key)
+    is built here on top of those three.
+
+    :cvar algorithm: the JWS algorithm the provider accepts (``ES256``, ``EdDSA``, ``RS256``).
+    """
+
+    algorithm: ClassVar[str]
+
+    @abc.abstractmethod
+    def claims(
+        self,
+        *,
+        subject: str,
+        organization: str | None,
+        roles: Sequence[str],
+        groups: Sequence[str] = (),
+        environments: Sequence[str] = (),
+        lifetime: timedelta = timedelta(minutes=5),
+    ) -> dict[str, Any]:
+        """A valid payload for this Principal, with ``iss``, ``aud``, ``sub``, ``exp``, ``nbf``,
+        ``iat`` and ``jti`` as NumericDate integers / strings the tests may change."""
+
+    @abc.abstractmethod
+    def sign(self, claims: Mapping[str, Any], *, headers: Mapping[str, Any] | None = None) -> str:
+        """``claims`` signed as they are by the provider's current trusted key (``kid`` set)."""
+
+    @abc.abstractmethod
+    def public_key_pem(self) -> bytes:
+        """The PEM of the current trusted public key (for the HMAC key-confusion test)."""
+
+    def mint(self, **principal: Any) -> str:
+        """A valid token: :meth:`sign` over :meth:`claims`."""
+        return self.sign(self.claims(**principal))
+
+    def foreign_key(self) -> Any:
+        """A fresh private key of :attr:`algorithm` that the provider has never seen."""
+        if self.algorithm.startswith("ES"):
+            return ec.generate_private_key(ec.SECP256R1())
+        if self.algorithm == "EdDSA":
+            return ed25519.Ed25519PrivateKey.generate()
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def sign_with(
+        self,
+        claims: Mapping[str, Any],
+        key: Any,
+        *,
+        algorithm: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> str:
+        """``claims`` signed by any ``key`` with any PyJWT algorithm (for negative tests)."""
+        return jwt.encode(
+            dict(claims),
+            key,
+            algorithm=algorithm or self.algorithm,
+            headers=dict(headers) if headers else None,
+        )
+
+    def unsigned(self, claims: Mapping[str, Any], *, kid: str | None) -> str:
+        """An ``alg: none`` token (empty signature)."""
+        header = {"alg": "none", "typ": "JWT", **({"kid": kid} if kid else {})}
+        return _segments(header, claims) + "."
+
+    def hmac_with_public_key(self, claims: Mapping[str, Any], *, kid: str | None) -> str:
+        """HS256 keyed with the trusted public key's PEM: the classic algorithm confusion."""
+        header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}
+        signing_input = _segments(header, claims)
+        mac = hmac.new(self.public_key_pem(), signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{_b64url(mac)}"
+
+
 class IdentityConformance(SlotConformance):
-    """The identity slot (bearer tokens to Principals)."""
+    """The identity slot: bearer tokens to Principals, and every bad token refused.
+
+    Override ``identity_factory``: a callable returning an async context manager that yields a
+    *started* provider over the same storage (keys, realm) every time it is called, and closes it
+    on exit. Override ``token_minter``: a :class:`TokenMinter` for the provider it is given. And
+    override ``key_rotation``: a coroutine function that rotates the provider's signing key (after
+    it, ``token_minter`` signs with the new key).
+
+    Every refusal is :class:`~catalyst_kernel.errors.Unauthenticated` and its message never
+    contains the token.
+    """
 
     interface = IdentityProvider
+    organization: ClassVar[str] = "acme"
+
+    @pytest.fixture
+    def identity_factory(self) -> IdentityFactory:
+        raise NotImplementedError(f"{type(self).__name__} must override 'identity_factory'")
+
+    @pytest.fixture
+    async def provider(self, identity_factory: IdentityFactory) -> AsyncIterator[IdentityProvider]:
+        async with identity_factory() as identity:
+            yield identity
+
+    @pytest.fixture
+    def token_minter(self, provider: IdentityProvider) -> TokenMinter:
+        raise NotImplementedError(f"{type(self).__name__} must override 'token_minter'")
+
+    @pytest.fixture
+    def key_rotation(self) -> KeyRotation:
+        raise NotImplementedError(f"{type(self).__name__} must override 'key_rotation'")
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def developer_claims(self, minter: TokenMinter, **changes: Any) -> dict[str, Any]:
+        claims = minter.claims(
+            subject="alice",
+            organization=self.organization,
+            roles=["org-developer"],
+            groups=["team-web"],
+            environments=[f"{self.organization}-dev"],
+        )
+        claims.update(changes)
+        return claims
+
+    async def assert_refused(self, provider: IdentityProvider, token: str) -> None:
+        with pytest.raises(Unauthenticated) as caught:
+            await provider.authenticate(token)
+        message = str(caught.value)
+        assert message, "a refusal says why"
+        for part in token.split("."):
+            if len(part) >= 8:
+                assert part not in message, "the refusal echoes the token"
+
+    @staticmethod
+    def kid(token: str) -> str | None:
+        kid = jwt.get_unverified_header(token).get("kid")
+        return kid if isinstance(kid, str) else None
+
+    # --- accepted --------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_check_reports_ready(self, provider: IdentityProvider) -> None:
+        assert (await provider.check()).ready
+
+    @pytest.mark.anyio
+    async def test_valid_token_yields_its_principal(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        claims = self.developer_claims(token_minter)
+        principal = await provider.authenticate(token_minter.sign(claims))
+        assert principal.subject == "alice"
+        assert principal.organization == self.organization
+        assert principal.roles == frozenset({Role.ORG_DEVELOPER})
+        assert principal.groups == frozenset({"team-web"})
+        assert principal.environments == frozenset({f"{self.organization}-dev"})
+        assert principal.issuer == claims["iss"]
+        assert principal.expires_at is not None
+        assert abs(principal.expires_at.timestamp() - claims["exp"]) < 1
+
+    @pytest.mark.anyio
+    async def test_sovereign_admin_needs_no_organization(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        token = token_minter.mint(subject="root", organization=None, roles=["sovereign-admin"])
+        principal = await provider.authenticate(token)
+        assert principal.is_sovereign_admin
+        assert principal.organization is None
+
+    @pytest.mark.anyio
+    async def test_provisioning_an_organization_is_idempotent(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        organization = Organization(self.organization)
+        await provider.provision_organization(organization)
+        await provider.provision_organization(organization)
+        principal = await provider.authenticate(
+            token_minter.sign(self.developer_claims(token_minter))
+        )
+        assert principal.organization == self.organization
+
+    @pytest.mark.anyio
+    async def test_tokens_survive_a_restart(
+        self,
+        provider: IdentityProvider,
+        token_minter: TokenMinter,
+        identity_factory: IdentityFactory,
+    ) -> None:
+        token = token_minter.sign(self.developer_claims(token_minter))
+        await provider.close()
+        async with identity_factory() as again:
+            assert (await again.authenticate(token)).subject == "alice"
+
+    # --- refused ---------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_expired_token_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        now = int(time.time())
+        claims = self.developer_claims(token_minter, iat=now - 7200, nbf=now - 7200, exp=now - 3600)
+        await self.assert_refused(provider, token_minter.sign(claims))
+
+    @pytest.mark.anyio
+    async def test_token_not_yet_valid_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        now = int(time.time())
+        claims = self.developer_claims(token_minter, nbf=now + 3600, exp=now + 7200)
+        await self.assert_refused(provider, token_minter.sign(claims))
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize("claim", ["exp", "sub", "iss", "aud"])
+    async def test_token_without_a_required_claim_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter, claim: str
+    ) -> None:
+        claims = self.developer_claims(token_minter)
+        del claims[claim]
+        await self.assert_refused(provider, token_minter.sign(claims))
+
+    @pytest.mark.anyio
+    async def test_token_signed_by_another_key_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        claims = self.developer_claims(token_minter)
+        trusted_kid = self.kid(token_minter.sign(claims))
+        key = token_minter.foreign_key()
+        for headers in ({"kid": trusted_kid} if trusted_kid else {}, {"kid": "unknown-key"}):
+            await self.assert_refused(
+                provider, token_minter.sign_with(claims, key, headers=headers)
+            )
+
+    @pytest.mark.anyio
+    async def test_token_from_another_issuer_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        claims = self.developer_claims(token_minter, iss="https://evil.example/realms/acme")
+        await self.assert_refused(provider, token_minter.sign(claims))
+
+    @pytest.mark.anyio
+    async def test_token_for_another_audience_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        claims = self.developer_claims(token_minter, aud="someone-else")
+        await self.assert_refused(provider, token_minter.sign(claims))
+
+    @pytest.mark.anyio
+    async def test_alg_none_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        claims = self.developer_claims(token_minter)
+        kid = self.kid(token_minter.sign(claims))
+        await self.assert_refused(provider, token_minter.unsigned(claims, kid=kid))
+        await self.assert_refused(provider, token_minter.unsigned(claims, kid=None))
+
+    @pytest.mark.anyio
+    async def test_hmac_signed_with_the_public_key_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        claims = self.developer_claims(token_minter)
+        kid = self.kid(token_minter.sign(claims))
+        await self.assert_refused(provider, token_minter.hmac_with_public_key(claims, kid=kid))
+
+    @pytest.mark.anyio
+    async def test_tampered_payload_is_refused(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        header, _payload, signature = token_minter.sign(self.developer_claims(token_minter)).split(
+            "."
+        )
+        forged = self.developer_claims(token_minter, roles=["sovereign-admin"])
+        forged_payload = _segments({}, forged).split(".")[1]
+        await self.assert_refused(provider, f"{header}.{forged_payload}.{signature}")
+
+    @pytest.mark.anyio
+    @pytest.mark.parametrize(
+        "garbage",
+        ["", "garbage", "a.b.c", "Bearer x.y.z", "..", "eyJhbGciOiJFUzI1NiJ9..", "x" * 100_000],
+    )
+    async def test_garbage_is_refused(self, provider: IdentityProvider, garbage: str) -> None:
+        await self.assert_refused(provider, garbage)
+
+    # --- keys ------------------------------------------------------------------------------------
+
+    @pytest.mark.anyio
+    async def test_jwks_holds_public_keys_only(
+        self, provider: IdentityProvider, token_minter: TokenMinter
+    ) -> None:
+        document = await provider.jwks()
+        keys = document["keys"]
+        for jwk in keys:
+            assert not PRIVATE_JWK_MEMBERS & set(jwk), f"private material in {jwk['kid']}"
+            assert jwk["use"] == "sig"
+            assert jwk["alg"] == token_minter.algorithm
+            assert jwk["kid"]
+        if keys:
+            kid = self.kid(
+                token_minter.mint(subject="a", organization="acme", roles=["org-viewer"])
+            )
+            assert kid in {jwk["kid"] for jwk in keys}
+
+    @pytest.mark.anyio
+    async def test_tokens_of_the_previous_key_verify_after_rotation(
+        self,
+        provider: IdentityProvider,
+        token_minter: TokenMinter,
+        key_rotation: KeyRotation,
+    ) -> None:
+        before = token_minter.sign(self.developer_claims(token_minter))
+        await key_rotation(provider)
+        after = token_minter.sign(self.developer_claims(token_minter))
+        assert self.kid(after) != self.kid(before), "new tokens are signed by the new key"
+        assert (await provider.authenticate(before)).subject == "alice"
+        assert (await provider.authenticate(after)).subject == "alice"
+        kids = {jwk["kid"] for jwk in (await provider.jwks())["keys"]}
+        if kids:
+            assert {self.kid(before), self.kid(after)} <= kids
 
 
 SecretsFactory = Callable[[], AbstractAsyncContextManager[SecretBackend]]

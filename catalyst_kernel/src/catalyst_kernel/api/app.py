@@ -1,0 +1,179 @@
+"""The API service's app factory (SPEC §10): health, readiness, metrics, plugins, extensions."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final
+
+from litestar import Litestar, MediaType, Request, Response, Router, get
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from catalyst_kernel import __version__
+from catalyst_kernel.api.metrics import CONTENT_TYPE, ApiMetrics
+from catalyst_kernel.api.problems import exception_handlers, problem_body, problem_response
+from catalyst_kernel.api.runtime import Runtime
+from catalyst_kernel.errors import PluginError
+from catalyst_kernel.plugins.manager import PluginManager
+from catalyst_kernel.plugins.report import plugins_document
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from catalyst_kernel.settings import Settings
+
+__all__ = ["API_PREFIX", "DEFAULT_MAX_BODY_SIZE", "create_app"]
+
+API_PREFIX: Final = "/v1"
+# Large enough for any Application settings document, small enough to refuse abuse cheaply.
+DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+OPENAPI_PATH: Final = "/schema"
+
+
+@get("/healthz", media_type=MediaType.JSON, tags=["operations"], sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """The process is alive (it does not look at providers: see ``/readyz``)."""
+    return {"status": "ok"}
+
+
+@get("/readyz", media_type=MediaType.JSON, tags=["operations"])
+async def readyz(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    metrics: NamedDependency[ApiMetrics],
+) -> Response[Any]:
+    """200 when every active provider is ready, else 503 with each provider's reason."""
+    states = await runtime.states()
+    metrics.record_providers(states)
+    providers = {
+        s.slot.value: {
+            "provider": s.provider,
+            "active": s.active,
+            "ready": s.readiness.ready,
+            "reason": s.readiness.reason,
+        }
+        for s in states
+    }
+    failing = [s for s in states if s.active and not s.readiness.ready]
+    if not failing:
+        return Response({"status": "ready", "providers": providers})
+    detail = "; ".join(f"{s.slot.value} ({s.provider}): {s.readiness.reason}" for s in failing)
+    body = problem_body(
+        code="not-ready",
+        status=int(HTTPStatus.SERVICE_UNAVAILABLE),
+        title="Not ready",
+        detail=detail,
+        instance=request.url.path,
+        providers=providers,
+    )
+    return problem_response(body)
+
+
+@get("/metrics", tags=["operations"])
+async def metrics_endpoint(
+    runtime: NamedDependency[Runtime],
+    metrics: NamedDependency[ApiMetrics],
+) -> Response[bytes]:
+    """Prometheus metrics of this process."""
+    metrics.record_providers(await runtime.states())
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
+@get(f"{API_PREFIX}/plugins", media_type=MediaType.JSON, tags=["plugins"], sync_to_thread=False)
+def list_plugins(manager: NamedDependency[PluginManager]) -> dict[str, Any]:
+    """Installed plugins, the provider of each slot and load errors (as ``catalyst plugins``)."""
+    return plugins_document(manager)
+
+
+def _under_prefix(path: str) -> bool:
+    return path.startswith(f"{API_PREFIX}/")
+
+
+def _extension_routers(manager: PluginManager) -> list[Router]:
+    routers = []
+    for extension in manager.api_extensions():
+        try:
+            router = Router(path="/", route_handlers=list(extension.route_handlers()))
+        except Exception as exc:
+            raise PluginError(
+                f"API extension {extension.name!r} has invalid routes: {exc}"
+            ) from exc
+        outside = sorted({route.path for route in router.routes if not _under_prefix(route.path)})
+        if outside:
+            raise PluginError(
+                f"API extension {extension.name!r} mounts {', '.join(outside)} outside "
+                f"{API_PREFIX}/; plugin routes must live under {API_PREFIX}/"
+            )
+        routers.append(router)
+    return routers
+
+
+def _provide(value: object) -> Provide:
+    def dependency() -> Any:
+        return value
+
+    return Provide(dependency, use_cache=True, sync_to_thread=False)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    manager: PluginManager | None = None,
+    runtime: Runtime | None = None,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+) -> Litestar:
+    """Build the API service.
+
+    :param settings: the Sovereign's settings.
+    :param manager: a loaded plugin manager (default: load the built-ins and installed plugins).
+    :param runtime: the providers' runtime (default: one over ``manager``); the app's lifespan
+        enters and exits it.
+    :param max_body_size: largest request body accepted, in bytes (larger ones get 413).
+    :raises PluginError: an API extension mounts a route outside ``/v1/``.
+    """
+    if runtime is not None:
+        manager = runtime.manager
+    if manager is None:
+        manager = PluginManager(settings).load()
+        manager.check_settings()
+    if runtime is None:
+        runtime = Runtime(settings, manager)
+    metrics = ApiMetrics()
+    active_runtime = runtime
+
+    @asynccontextmanager
+    async def run_providers(_app: Litestar) -> AsyncIterator[None]:
+        async with active_runtime:
+            yield
+
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            metrics_endpoint,
+            list_plugins,
+            *_extension_routers(manager),
+        ],
+        dependencies={
+            "settings": _provide(settings),
+            "manager": _provide(manager),
+            "runtime": _provide(runtime),
+            "metrics": _provide(metrics),
+        },
+        lifespan=[run_providers],
+        exception_handlers=exception_handlers(),
+        before_send=[metrics.before_send],
+        request_max_body_size=max_body_size,
+        openapi_config=OpenAPIConfig(
+            title="Catalyst",
+            version=__version__,
+            path=OPENAPI_PATH,
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+        ),
+        # The host configures logging (JSON logs, SPEC §10); an app must not reconfigure the
+        # process's root logger behind its back.
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,177 @@
+"""The running providers of the service: started in slot order, closed in reverse, checked for
+readiness with a deadline each."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Final
+
+import anyio
+from attrs import frozen
+
+from catalyst_kernel.health import Readiness, Service
+from catalyst_kernel.plugins.manager import PluginManager, Slot
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+    from types import TracebackType
+
+    from catalyst_kernel.settings import Settings
+
+__all__ = ["DEFAULT_CHECK_TIMEOUT", "REQUIRED_SLOTS", "ProviderState", "Runtime"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHECK_TIMEOUT: Final = 5.0
+# Identity is optional until the identity slot lands in the service (SPEC §7).
+REQUIRED_SLOTS: Final = (Slot.SPINE, Slot.COMMITTER, Slot.SECRETS)
+_START_ORDER: Final = (Slot.SPINE, Slot.COMMITTER, Slot.SECRETS, Slot.IDENTITY)
+_UNAVAILABLE: Final = "unavailable: "
+
+
+@frozen
+class ProviderState:
+    """One slot as the service sees it: ``active`` when its provider was started."""
+
+    slot: Slot
+    provider: str
+    active: bool
+    readiness: Readiness
+
+
+def _unavailable(reason: str) -> Readiness:
+    return Readiness.unavailable(
+        reason if reason.startswith(_UNAVAILABLE) else _UNAVAILABLE + reason
+    )
+
+
+class Runtime:
+    """Owns the started providers of one service process.
+
+    ``async with Runtime(settings, manager):`` starts the spine, committer, secret backend and
+    identity provider whose slots are available, and closes them in reverse order on exit. A
+    required slot that is unavailable is a :class:`PluginError`; any other is recorded with its
+    reason and reported (not ready, inactive) by :meth:`readiness`.
+
+    :param settings: the Sovereign's settings.
+    :param manager: a loaded plugin manager.
+    :param required: slots without which the service must not start.
+    :param check_timeout: seconds each provider's ``check()`` may take before it counts as
+        unavailable.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        manager: PluginManager,
+        *,
+        required: Collection[Slot] = REQUIRED_SLOTS,
+        check_timeout: float = DEFAULT_CHECK_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.manager = manager
+        self.required = frozenset(required)
+        self.check_timeout = check_timeout
+        self._started: dict[Slot, Service] = {}
+        self._inactive: dict[Slot, str] = {}
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def started(self) -> Mapping[Slot, Service]:
+        """The providers started, by slot, in start order."""
+        return dict(self._started)
+
+    @property
+    def inactive(self) -> Mapping[Slot, str]:
+        """The slots not started, with the reason."""
+        return dict(self._inactive)
+
+    def _provide(self, slot: Slot) -> Service:
+        getters = {
+            Slot.SPINE: self.manager.spine,
+            Slot.COMMITTER: self.manager.committer,
+            Slot.SECRETS: self.manager.secrets,
+            Slot.IDENTITY: self.manager.identity,
+        }
+        provider: Service = getters[slot]()
+        return provider
+
+    async def __aenter__(self) -> Runtime:
+        if self._stack is not None:
+            raise RuntimeError("this Runtime is already running")
+        self.manager.check_providers(self.required)
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            for slot in _START_ORDER:
+                selection = self.manager.selection(slot)
+                if not selection.available:
+                    self._inactive[slot] = str(selection.reason)
+                    logger.warning("%s slot is not active: %s", slot.value, selection.reason)
+                    continue
+                provider = self._provide(slot)
+                await provider.start()
+                stack.push_async_callback(self._close, slot, provider)
+                self._started[slot] = provider
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
+            self._inactive.clear()
+            raise
+        self._stack = stack
+        return self
+
+    async def _close(self, slot: Slot, provider: Service) -> None:
+        self._started.pop(slot, None)
+        with anyio.CancelScope(shield=True):
+            await provider.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        self._inactive.clear()
+        if stack is not None:
+            await stack.aclose()
+
+    async def _check(self, provider: Service) -> Readiness:
+        try:
+            with anyio.fail_after(self.check_timeout):
+                readiness = await provider.check()
+        except TimeoutError:
+            return _unavailable(f"no answer to the readiness check within {self.check_timeout}s")
+        except Exception as exc:
+            # check() must not raise; one that does is reported, never propagated to /readyz.
+            logger.exception("readiness check of %r raised", provider)
+            return _unavailable(f"readiness check failed ({type(exc).__name__})")
+        if readiness.ready:
+            return readiness
+        return _unavailable(readiness.reason or "not ready")
+
+    async def readiness(self) -> dict[Slot, Readiness]:
+        """Each started provider's readiness, checked concurrently, by slot."""
+        results: dict[Slot, Readiness] = {}
+
+        async def check(slot: Slot, provider: Service) -> None:
+            results[slot] = await self._check(provider)
+
+        async with anyio.create_task_group() as group:
+            for slot, provider in self._started.items():
+                group.start_soon(check, slot, provider)
+        return {slot: results[slot] for slot in self._started}
+
+    async def states(self) -> list[ProviderState]:
+        """Every slot: the started ones with their readiness, the inactive ones with why."""
+        readiness = await self.readiness()
+        states = []
+        for slot in _START_ORDER:
+            name = self.manager.provider_name(slot)
+            if slot in readiness:
+                states.append(ProviderState(slot, name, True, readiness[slot]))
+            elif slot in self._inactive:
+                states.append(ProviderState(slot, name, False, _unavailable(self._inactive[slot])))
+        return states
