@@ -14,6 +14,9 @@ import anyio
 import click
 
 from catalyst_kernel import __version__
+from catalyst_kernel.api.app import create_app
+from catalyst_kernel.api.runtime import Runtime
+from catalyst_kernel.api.server import serve as serve_app
 from catalyst_kernel.errors import CatalystError, InvalidInput, NotFound
 from catalyst_kernel.model.names import check_environment_name
 from catalyst_kernel.plugins.manager import PluginManager, Slot
@@ -32,8 +35,8 @@ class _State:
     def __init__(self, config: Path | None) -> None:
         self.config = config
 
-    def manager(self, *, strict: bool) -> PluginManager:
-        loaded = load_settings_with_sources(self.config)
+    def manager(self, *, strict: bool, overrides: dict[str, object] | None = None) -> PluginManager:
+        loaded = load_settings_with_sources(self.config, overrides=overrides)
         settings: Settings = loaded.settings
         manager = PluginManager(
             settings, strict=strict or settings.strict_plugins, sources=loaded.sources
@@ -266,6 +269,55 @@ def token(
             await provider.close()
 
     click.echo(anyio.run(run))
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default: settings key host).")
+@click.option(
+    "--port", type=int, default=None, help="Port (default: settings key port; 0 picks one)."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: settings key data_dir).",
+)
+@click.option("--strict", is_flag=True, help="Refuse to start if any plugin fails to load.")
+@click.pass_obj
+def serve(
+    state: _State, host: str | None, port: int | None, data_dir: Path | None, strict: bool
+) -> None:
+    """Run the API service and the projector on the configured providers.
+
+    With no configuration at all this is a single-node Sovereign on the embedded providers:
+    SQLite spine, Git repositories and encrypted secrets under the data directory.
+    """
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if data_dir is not None:
+        overrides["data_dir"] = str(data_dir)
+    manager = state.manager(strict=strict, overrides=overrides)
+    settings = manager.settings
+    runtime = Runtime(settings, manager)
+    app = create_app(settings, manager=manager, runtime=runtime)
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tasks:
+            bound = await tasks.start(serve_app, app, settings.host, settings.port)
+            click.echo(f"Catalyst is serving on http://{settings.host}:{bound}", err=True)
+            click.echo(f"  data directory: {settings.data_dir}", err=True)
+            click.echo(f"  API documentation: http://{settings.host}:{bound}/schema", err=True)
+            spine = runtime.started[Slot.SPINE]
+            projector = Projector(spine, manager.projections())  # type: ignore[arg-type]
+            tasks.start_soon(projector.run)
+
+    try:
+        anyio.run(run)
+    except KeyboardInterrupt:
+        click.echo("catalyst: stopped", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

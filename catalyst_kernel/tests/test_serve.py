@@ -1,0 +1,64 @@
+"""`catalyst serve` on embedded defaults: a real process answering over HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+CATALYST = str(Path(sys.executable).with_name("catalyst"))
+
+
+def test_serve_runs_on_embedded_defaults_and_stops_on_sigint(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CATALYST_")}
+    process = subprocess.Popen(
+        [CATALYST, "serve", "--port", "0", "--data-dir", str(tmp_path / "data")],
+        cwd=tmp_path,
+        env=environ,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        match = re.search(r"serving on (http://127\.0\.0\.1:\d+)", line)
+        assert match, line
+        base = match.group(1)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            providers = ready.json()["providers"]
+            assert {slot: p["provider"] for slot, p in providers.items()} == {
+                "spine": "embedded",
+                "committer": "embedded",
+                "secrets": "embedded",
+                "identity": "dev",
+            }
+            plugins = client.get("/v1/plugins").json()
+            assert {p["name"] for p in plugins["plugins"]} >= {"core", "dev", "embedded"}
+        assert (tmp_path / "data" / "spine" / "spine.db").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) in (0, 1, -signal.SIGINT)
+
+
+def test_serve_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CATALYST_")}
+    result = subprocess.run(
+        [CATALYST, "serve", "--port", "70000"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "catalyst: error: settings key port (from command line): port must be 0..65535, got 70000"
+    ]
