@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from catalyst_kernel import __version__
 from catalyst_kernel.api.metrics import CONTENT_TYPE, ApiMetrics
 from catalyst_kernel.api.problems import exception_handlers, problem_body, problem_response
+from catalyst_kernel.api.routes import kernel_routes
 from catalyst_kernel.api.runtime import Runtime
 from catalyst_kernel.errors import PluginError
 from catalyst_kernel.plugins.manager import PluginManager
@@ -154,6 +155,7 @@ def create_app(
             readyz,
             metrics_endpoint,
             list_plugins,
+            *kernel_routes(),
             *_extension_routers(manager),
         ],
         dependencies={
