@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from catalyst_kernel import __version__
+from catalyst_kernel.api.catalog import CatalogHolder
 from catalyst_kernel.api.metrics import CONTENT_TYPE, ApiMetrics
 from catalyst_kernel.api.problems import exception_handlers, problem_body, problem_response
 from catalyst_kernel.api.routes import kernel_routes
@@ -163,6 +164,7 @@ def create_app(
             "manager": _provide(manager),
             "runtime": _provide(runtime),
             "metrics": _provide(metrics),
+            "catalog": _provide(CatalogHolder(settings)),
         },
         lifespan=[run_providers],
         exception_handlers=exception_handlers(),

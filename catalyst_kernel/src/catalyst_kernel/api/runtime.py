@@ -1,5 +1,6 @@
 """The running providers of the service: started in slot order, closed in reverse, checked for
-readiness with a deadline each."""
+readiness with a deadline each. The runtime also owns the process's SSE fan-out hub, created on
+first use and closed before the providers."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from attrs import frozen
 
+from catalyst_kernel.errors import BackendUnavailable
 from catalyst_kernel.health import Readiness, Service
 from catalyst_kernel.plugins.manager import PluginManager, Slot
+from catalyst_kernel.readside.fanout import DEFAULT_BUFFER_SIZE, DEFAULT_KEEPALIVE, FanoutHub
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
     from types import TracebackType
 
+    from anyio.abc import TaskGroup, TaskStatus
+
+    from catalyst_kernel.readside.spine import Spine
     from catalyst_kernel.settings import Settings
 
 __all__ = ["DEFAULT_CHECK_TIMEOUT", "REQUIRED_SLOTS", "ProviderState", "Runtime"]
@@ -59,6 +65,10 @@ class Runtime:
     :param required: slots without which the service must not start.
     :param check_timeout: seconds each provider's ``check()`` may take before it counts as
         unavailable.
+    :param sse_keepalive: seconds of silence after which an SSE subscription of :meth:`hub`
+        gets a keep-alive.
+    :param sse_buffer_size: entries buffered per SSE subscriber before it is dropped as too
+        slow.
     """
 
     def __init__(
@@ -68,6 +78,8 @@ class Runtime:
         *,
         required: Collection[Slot] = REQUIRED_SLOTS,
         check_timeout: float = DEFAULT_CHECK_TIMEOUT,
+        sse_keepalive: float = DEFAULT_KEEPALIVE,
+        sse_buffer_size: int = DEFAULT_BUFFER_SIZE,
     ) -> None:
         self.settings = settings
         self.manager = manager
@@ -76,6 +88,14 @@ class Runtime:
         self._started: dict[Slot, Service] = {}
         self._inactive: dict[Slot, str] = {}
         self._stack: contextlib.AsyncExitStack | None = None
+        self.sse_keepalive = sse_keepalive
+        self.sse_buffer_size = sse_buffer_size
+        # The hub's task group must be entered and left in one task: it lives in a task of the
+        # runtime's own group (entered by ``__aenter__``), started on the first ``hub()`` call.
+        self._tasks: TaskGroup | None = None
+        self._hub: FanoutHub | None = None
+        self._hub_lock = anyio.Lock()
+        self._hub_stop = anyio.Event()
 
     @property
     def started(self) -> Mapping[Slot, Service]:
@@ -114,6 +134,11 @@ class Runtime:
                 await provider.start()
                 stack.push_async_callback(self._close, slot, provider)
                 self._started[slot] = provider
+            # Entered after the providers, so left before them: the hub stops watching the spine
+            # before the spine closes. The callback (LIFO) asks the hub's task to finish first.
+            self._hub_stop = anyio.Event()
+            self._tasks = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._stop_hub)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stack.aclose()
@@ -121,6 +146,45 @@ class Runtime:
             raise
         self._stack = stack
         return self
+
+    async def hub(self) -> FanoutHub:
+        """The process's SSE fan-out hub over the started spine, created on first use.
+
+        It is closed with the runtime (every subscription ends with ``EndReason.CLOSED``)
+        before the providers are.
+
+        :raises BackendUnavailable: the runtime is not running (or has no spine).
+        """
+        async with self._hub_lock:
+            if self._hub is not None:
+                return self._hub
+            tasks = self._tasks
+            spine = self._started.get(Slot.SPINE)
+            if tasks is None or spine is None or self._hub_stop.is_set():
+                raise BackendUnavailable("the service is not running: no event stream available")
+            hub: FanoutHub = await tasks.start(self._host_hub, spine)
+            self._hub = hub
+            return hub
+
+    async def _host_hub(
+        self, spine: Spine, *, task_status: TaskStatus[FanoutHub] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        hub = FanoutHub(spine, buffer_size=self.sse_buffer_size, keepalive=self.sse_keepalive)
+        try:
+            async with hub:
+                task_status.started(hub)
+                await self._hub_stop.wait()
+        except Exception:
+            # A failing hub must not take the service down with it; the next hub() makes a new one.
+            logger.exception("the SSE fan-out hub failed")
+        finally:
+            if self._hub is hub:
+                self._hub = None
+
+    def _stop_hub(self) -> None:
+        self._hub_stop.set()
+        self._hub = None
+        self._tasks = None
 
     async def _close(self, slot: Slot, provider: Service) -> None:
         self._started.pop(slot, None)
