@@ -313,10 +313,34 @@ async def test_v1_plugins_is_the_json_of_catalyst_plugins(
     cli = run_catalyst("plugins", "--json", env={"CATALYST_DATA_DIR": str(tmp_path)})
     assert cli.returncode == 0, cli.stderr
     # No manager given: the app loads the built-ins and installed plugins, as the CLI does.
+    token = run_catalyst(
+        "token", "--role", "org-viewer", "--org", "acme", env={"CATALYST_DATA_DIR": str(tmp_path)}
+    )
+    assert token.returncode == 0, token.stderr
     async with running(create_app(settings)) as client:
-        response = await client.get("/v1/plugins")
+        anonymous = await client.get("/v1/plugins")
+        response = await client.get(
+            "/v1/plugins", headers={"Authorization": f"Bearer {token.stdout.strip()}"}
+        )
+    assert anonymous.status_code == 401
     assert response.status_code == 200
     assert response.json() == json.loads(cli.stdout)
+
+
+async def test_every_v1_route_but_webhooks_requires_a_principal(settings: Settings) -> None:
+    app = create_app(settings, manager=PluginManager(settings).load(entry_points=()))
+    v1_paths = {route.path for route in app.routes if route.path.startswith("/v1/")}
+    assert {"/v1/plugins", "/v1/blueprints", "/v1/environments/{env:str}/state"} <= v1_paths
+    unguarded = sorted(
+        f"{method} {route.path}"
+        for route in app.routes
+        if route.path.startswith("/v1/") and not route.path.startswith("/v1/webhooks/")
+        for handler in getattr(route, "route_handlers", ())
+        for method in handler.http_methods
+        # Litestar answers OPTIONS itself (CORS preflight); it returns no resource.
+        if method != "OPTIONS" and "principal" not in handler.resolve_dependencies()
+    )
+    assert unguarded == []
 
 
 async def test_metrics_count_requests_by_route_template_and_report_providers(

@@ -40,7 +40,15 @@ def test_serve_runs_on_embedded_defaults_and_stops_on_sigint(tmp_path: Path) -> 
                 "secrets": "embedded",
                 "identity": "dev",
             }
-            plugins = client.get("/v1/plugins").json()
+            token = subprocess.run(
+                [CATALYST, "token", "--role", "org-viewer", "--org", "acme"],
+                env={**environ, "CATALYST_DATA_DIR": str(tmp_path / "data")},
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout.strip()
+            plugins = client.get("/v1/plugins", headers={"Authorization": f"Bearer {token}"}).json()
             assert {p["name"] for p in plugins["plugins"]} >= {"core", "dev", "embedded"}
         assert (tmp_path / "data" / "spine" / "spine.db").exists()
     finally:

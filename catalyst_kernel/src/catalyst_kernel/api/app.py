@@ -12,12 +12,15 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from catalyst_kernel import __version__
+from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.catalog import CatalogHolder
 from catalyst_kernel.api.metrics import CONTENT_TYPE, ApiMetrics
 from catalyst_kernel.api.problems import exception_handlers, problem_body, problem_response
 from catalyst_kernel.api.routes import kernel_routes
 from catalyst_kernel.api.runtime import Runtime
 from catalyst_kernel.errors import PluginError
+from catalyst_kernel.identity.permissions import Operation, authorize
+from catalyst_kernel.model.principal import Principal  # noqa: TC001 (Litestar reads annotations)
 from catalyst_kernel.plugins.manager import PluginManager
 from catalyst_kernel.plugins.report import plugins_document
 
@@ -83,9 +86,18 @@ async def metrics_endpoint(
     return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 
-@get(f"{API_PREFIX}/plugins", media_type=MediaType.JSON, tags=["plugins"], sync_to_thread=False)
-def list_plugins(manager: NamedDependency[PluginManager]) -> dict[str, Any]:
+@get(
+    f"{API_PREFIX}/plugins",
+    media_type=MediaType.JSON,
+    tags=["plugins"],
+    dependencies=AUTHENTICATED,
+    sync_to_thread=False,
+)
+def list_plugins(
+    manager: NamedDependency[PluginManager], principal: NamedDependency[Principal]
+) -> dict[str, Any]:
     """Installed plugins, the provider of each slot and load errors (as ``catalyst plugins``)."""
+    authorize(principal, Operation.PLUGINS_READ)
     return plugins_document(manager)
 
 
