@@ -327,3 +327,11 @@ def test_principal_time_fields_are_aware() -> None:
         subject="u", roles={"org-viewer"}, organization="acme", expires_at=datetime.now(UTC)
     )
     assert principal.expires_at is not None
+
+
+@pytest.mark.parametrize("text", ["^ - ^", "~", ">=", "1.2.3 - ", "||"])
+def test_ranges_the_library_chokes_on_are_invalid_input(text: str) -> None:
+    from catalyst_kernel.model.blueprint import check_version_range
+
+    with pytest.raises(InvalidInput):
+        check_version_range(text)

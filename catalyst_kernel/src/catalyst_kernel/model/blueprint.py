@@ -50,6 +50,7 @@ __all__ = [
     "Visibility",
     "check_blueprint_version",
     "check_version_range",
+    "parse_version_range",
 ]
 
 BLUEPRINT_API_VERSION: Final = "catalyst.openova.io/v1alpha1"
@@ -120,14 +121,23 @@ def check_blueprint_version(value: object) -> str:
     return text
 
 
+def parse_version_range(text: str) -> NpmSpec:
+    """``text`` as a semantic_version ``NpmSpec``; any parse failure is :class:`InvalidInput`.
+
+    The library raises more than ``ValueError`` on some malformed input (``'^ - ^'`` gives an
+    AttributeError), so every caller parses through here.
+    """
+    try:
+        return NpmSpec(text)
+    except (ValueError, AttributeError, TypeError, IndexError) as exc:
+        raise InvalidInput(f"version range {text!r} is not valid: {exc}") from None
+
+
 def check_version_range(value: object) -> str:
     """Return ``value`` if it is an npm-style range (``^1.4``, ``~1.4``, ``1.2.x``, ``1.2.3``)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"version range must be a non-empty string, got {value!r}")
-    try:
-        NpmSpec(value)
-    except ValueError as exc:
-        raise InvalidInput(f"version range {value!r} is not valid: {exc}") from None
+    parse_version_range(value)
     if not _full(_RANGE, value):
         raise InvalidInput(
             f"version range {value!r} is not valid: write npm ranges such as '^1.4', '~1.4', "

@@ -18,7 +18,7 @@ from semantic_version import NpmSpec, Version
 
 from catalyst_kernel.errors import Conflict, InvalidInput, NotFound
 from catalyst_kernel.model.application import Application
-from catalyst_kernel.model.blueprint import SizingOverlay
+from catalyst_kernel.model.blueprint import SizingOverlay, parse_version_range
 from catalyst_kernel.model.convert import structure, unstructure
 from catalyst_kernel.model.names import (
     check_application_name,
@@ -106,8 +106,8 @@ class Operation:
 def _highest(catalog: CatalogView, blueprint: str, wanted: str) -> str:
     """The highest visible version of ``blueprint`` in the range (or exact version) ``wanted``."""
     try:
-        spec = NpmSpec(wanted)
-    except ValueError:
+        spec = parse_version_range(wanted)
+    except InvalidInput:
         raise InvalidInput(
             f"version {wanted!r} is not a version or range", field="version"
         ) from None

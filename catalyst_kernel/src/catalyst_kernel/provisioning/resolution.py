@@ -46,11 +46,11 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Final
 
 from attrs import field, frozen
-from semantic_version import NpmSpec, Version
+from semantic_version import Version
 from semantic_version.base import AllOf, AnyOf, Range
 
 from catalyst_kernel.errors import CatalystError, FieldProblem, InvalidInput, NotFound
-from catalyst_kernel.model.blueprint import Blueprint
+from catalyst_kernel.model.blueprint import Blueprint, parse_version_range
 from catalyst_kernel.model.names import (
     check_application_name,
     check_blueprint_name,
@@ -280,10 +280,7 @@ _RANGES: dict[str, _Range] = {}
 def _range(text: str) -> _Range:
     cached = _RANGES.get(text)
     if cached is None:
-        try:
-            spec = NpmSpec(text)
-        except ValueError as exc:
-            raise InvalidInput(f"version range {text!r} is not valid: {exc}") from None
+        spec = parse_version_range(text)
         lower, upper = _bounds(spec.clause)
         cached = _Range(text, spec, lower, upper)
         if len(_RANGES) < 4096:
