@@ -11,8 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 pytest_plugins = ["pytester"]
+
+# Property tests: no per-example deadline (shared two-core machines stall), and in CI a fixed
+# derandomised search so a landing run is reproducible; locally the search stays random.
+hypothesis_settings.register_profile("default", deadline=None)
+hypothesis_settings.register_profile("ci", deadline=None, derandomize=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 MakeDistribution = Callable[..., list[importlib.metadata.EntryPoint]]
 RunCatalyst = Callable[..., "subprocess.CompletedProcess[str]"]
