@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalyst_kernel.errors import BackendUnavailable
 from catalyst_kernel.model.event import Event
+from catalyst_kernel.readside.event_types import CHANGE_PREFIX, COMMIT
 from catalyst_kernel.readside.subjects import escape
 
 if TYPE_CHECKING:
@@ -37,8 +38,7 @@ __all__ = ["COMMIT_EVENT", "PublishingCommitter", "change_event", "commit_event"
 
 log = logging.getLogger(__name__)
 
-COMMIT_EVENT = "io.catalyst.git.commit"
-CHANGE_EVENT_PREFIX = "io.catalyst.change."
+COMMIT_EVENT = COMMIT
 
 
 def commit_event(
@@ -100,7 +100,7 @@ def change_event(
     return Event(
         id=f"change-{change.id}-{suffix}",
         source=source,
-        type=f"{CHANGE_EVENT_PREFIX}{action}",
+        type=f"{CHANGE_PREFIX}{action}",
         subject=f"catalyst.change.{escape(change.id)}",
         time=change.updated,
         data=data,

@@ -46,6 +46,7 @@ from attrs import frozen
 
 from catalyst_kernel.errors import FieldProblem, InvalidInput
 from catalyst_kernel.model.event import Event
+from catalyst_kernel.readside.event_types import FLUX_CHANGED
 from catalyst_kernel.readside.subjects import escape
 
 __all__ = [
@@ -61,7 +62,6 @@ __all__ = [
     "parse_notification",
 ]
 
-FLUX_CHANGED: Final = "io.catalyst.flux.object.changed"
 
 FLUX_KINDS: Final = frozenset({"Kustomization", "HelmRelease"})
 """The kinds published on ``flux.<name>``; notifications about other kinds are ignored."""

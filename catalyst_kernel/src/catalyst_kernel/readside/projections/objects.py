@@ -32,6 +32,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from catalyst_kernel.errors import InvalidInput
+from catalyst_kernel.readside.event_types import (
+    CHANGE_PREFIX,
+    COMMIT,
+    CROSSPLANE_CHANGED,
+    CROSSPLANE_DELETED,
+    FLUX_CHANGED,
+    FLUX_DELETED,
+    K8S_CHANGED,
+    K8S_DELETED,
+)
 from catalyst_kernel.readside.subjects import kv_key as _kv_key
 
 if TYPE_CHECKING:
@@ -65,14 +75,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-K8S_CHANGED: Final = "io.catalyst.k8s.object.changed"
-K8S_DELETED: Final = "io.catalyst.k8s.object.deleted"
-FLUX_CHANGED: Final = "io.catalyst.flux.object.changed"
-FLUX_DELETED: Final = "io.catalyst.flux.object.deleted"
-CROSSPLANE_CHANGED: Final = "io.catalyst.crossplane.resource.changed"
-CROSSPLANE_DELETED: Final = "io.catalyst.crossplane.resource.deleted"
-COMMIT: Final = "io.catalyst.git.commit"
-CHANGE_PREFIX: Final = "io.catalyst.change."
 
 APPLICATION_LABEL: Final = "openova.io/application"
 """The label that attributes an object (a workload, a Crossplane claim) to an Application."""
