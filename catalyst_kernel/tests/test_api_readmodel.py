@@ -22,9 +22,8 @@ from catalyst_kernel.api.server import serve
 from catalyst_kernel.errors import BackendUnavailable, InvalidInput, Unauthenticated
 from catalyst_kernel.identity.dev import DevIdentityProvider
 from catalyst_kernel.model.principal import Principal
-from catalyst_kernel.model.tenancy import Environment
+from catalyst_kernel.model.tenancy import Environment, Organization
 from catalyst_kernel.plugins.manager import PluginManager, Slot
-from catalyst_kernel.provisioning.environments import create_environment
 from catalyst_kernel.readside.fanout import KEEPALIVE, EndReason, KeepAlive
 from catalyst_kernel.readside.spine import KeyValue, KvEntry, KvOperation
 from catalyst_kernel.settings import Settings
@@ -65,9 +64,15 @@ class Service:
         return kv
 
     async def create_environment(self, name: str = ENV) -> None:
-        await create_environment(
-            self.runtime.started[Slot.COMMITTER],  # type: ignore[arg-type]
-            Environment.parse(name),
+        environment = Environment.parse(name)
+        directory = self.runtime.directory
+        if await directory.find_organization(environment.organization) is None:
+            await directory.create_organization(
+                Organization(environment.organization), actor="admin"
+            )
+        await directory.create_environment(
+            environment,
+            self.runtime.committer,
             sovereign="test",
             repository_url=f"https://git.example/acme/{name}.git",
             actor="admin",

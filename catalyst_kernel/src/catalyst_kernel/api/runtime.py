@@ -1,28 +1,39 @@
 """The running providers of the service: started in slot order, closed in reverse, checked for
-readiness with a deadline each. The runtime also owns the process's SSE fan-out hub, created on
-first use and closed before the providers."""
+readiness with a deadline each. The runtime also owns what runs beside the API: the process's
+SSE fan-out hub (created on first use), the plugins' lifecycle handlers and event sources, and
+optionally the projector; and the write side's entry points over the started providers (the
+directory, the publishing committer, the provisioner)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import anyio
 from attrs import frozen
 
+from catalyst_kernel.directory import Directory
 from catalyst_kernel.errors import BackendUnavailable
 from catalyst_kernel.health import Readiness, Service
 from catalyst_kernel.plugins.manager import PluginManager, Slot
+from catalyst_kernel.provisioning.provisioner import Provisioner
+from catalyst_kernel.provisioning.publishing import PublishingCommitter
 from catalyst_kernel.readside.fanout import DEFAULT_BUFFER_SIZE, DEFAULT_KEEPALIVE, FanoutHub
+from catalyst_kernel.readside.projector import Projector
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Mapping, Sequence
     from types import TracebackType
 
     from anyio.abc import TaskGroup, TaskStatus
 
+    from catalyst_kernel.model.event import Event
+    from catalyst_kernel.plugins.lifecycle import LifecycleHandler
+    from catalyst_kernel.provisioning.committer import Committer
+    from catalyst_kernel.readside.sources import EventSource
     from catalyst_kernel.readside.spine import Spine
+    from catalyst_kernel.secrets.backend import SecretBackend
     from catalyst_kernel.settings import Settings
 
 __all__ = ["DEFAULT_CHECK_TIMEOUT", "REQUIRED_SLOTS", "ProviderState", "Runtime"]
@@ -52,6 +63,16 @@ def _unavailable(reason: str) -> Readiness:
     )
 
 
+class _SpinePublisher:
+    """The :class:`EventPublisher` event sources get: the spine, answering nothing."""
+
+    def __init__(self, spine: Spine) -> None:
+        self._spine = spine
+
+    async def publish(self, environment: str, event: Event) -> None:
+        await self._spine.publish(environment, event)
+
+
 class Runtime:
     """Owns the started providers of one service process.
 
@@ -69,6 +90,9 @@ class Runtime:
         gets a keep-alive.
     :param sse_buffer_size: entries buffered per SSE subscriber before it is dropped as too
         slow.
+    :param projector: also run the projector over every Environment (``catalyst serve`` does;
+        a deployment may run ``catalyst projector`` as its own process instead).
+    :param sources: event sources to run besides the plugins' (the demo's reconciler).
     """
 
     def __init__(
@@ -80,6 +104,8 @@ class Runtime:
         check_timeout: float = DEFAULT_CHECK_TIMEOUT,
         sse_keepalive: float = DEFAULT_KEEPALIVE,
         sse_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        projector: bool = False,
+        sources: Sequence[EventSource] = (),
     ) -> None:
         self.settings = settings
         self.manager = manager
@@ -96,6 +122,13 @@ class Runtime:
         self._hub: FanoutHub | None = None
         self._hub_lock = anyio.Lock()
         self._hub_stop = anyio.Event()
+        self.run_projector = projector
+        self.projector: Projector | None = None
+        self.extra_sources = tuple(sources)
+        self._background: anyio.CancelScope | None = None
+        self._committer: PublishingCommitter | None = None
+        self._directory: Directory | None = None
+        self._provisioner: Provisioner | None = None
 
     @property
     def started(self) -> Mapping[Slot, Service]:
@@ -134,11 +167,18 @@ class Runtime:
                 await provider.start()
                 stack.push_async_callback(self._close, slot, provider)
                 self._started[slot] = provider
+            await self._wire(stack)
+            for handler in self.manager.lifecycle_handlers():
+                await handler.startup()
+                stack.push_async_callback(self._shutdown, handler)
             # Entered after the providers, so left before them: the hub stops watching the spine
-            # before the spine closes. The callback (LIFO) asks the hub's task to finish first.
+            # before the spine closes. The callbacks (LIFO) stop the background work, then ask the
+            # hub's task to finish.
             self._hub_stop = anyio.Event()
             self._tasks = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._stop_hub)
+            await self._tasks.start(self._run_background)
+            stack.callback(self._stop_background)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await stack.aclose()
@@ -146,6 +186,120 @@ class Runtime:
             raise
         self._stack = stack
         return self
+
+    async def _wire(self, stack: contextlib.AsyncExitStack) -> None:
+        spine = self._started.get(Slot.SPINE)
+        if spine is None:
+            return
+        directory = Directory(await cast("Spine", spine).directory())
+        self._directory = directory
+        committer = self._started.get(Slot.COMMITTER)
+        if committer is not None:
+            self._committer = PublishingCommitter(
+                cast("Committer", committer),
+                cast("Spine", spine),
+                sovereign=self.settings.sovereign,
+            )
+        stack.callback(self._unwire)
+
+    def _unwire(self) -> None:
+        self._directory = None
+        self._committer = None
+        self._provisioner = None
+        self.projector = None
+
+    @staticmethod
+    async def _shutdown(handler: LifecycleHandler) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await handler.shutdown()
+            except Exception:
+                logger.exception("lifecycle handler %r failed to shut down", handler)
+
+    def _slot(self, slot: Slot) -> Service:
+        provider = self._started.get(slot)
+        if provider is None:
+            reason = self._inactive.get(slot, "the service is not running")
+            raise BackendUnavailable(f"no {slot.value} is active: {reason}")
+        return provider
+
+    @property
+    def spine(self) -> Spine:
+        """The started spine. :raises BackendUnavailable: none is active."""
+        return cast("Spine", self._slot(Slot.SPINE))
+
+    @property
+    def secrets(self) -> SecretBackend:
+        """The started secret backend. :raises BackendUnavailable: none is active."""
+        return cast("SecretBackend", self._slot(Slot.SECRETS))
+
+    @property
+    def committer(self) -> Committer:
+        """The started committer, publishing what it does on the spine.
+
+        :raises BackendUnavailable: no committer (or no spine) is active.
+        """
+        self._slot(Slot.COMMITTER)
+        self._slot(Slot.SPINE)
+        if self._committer is None:
+            raise BackendUnavailable("the service is not running")
+        return self._committer
+
+    @property
+    def directory(self) -> Directory:
+        """The Sovereign's Organizations and Environments. :raises BackendUnavailable:"""
+        self._slot(Slot.SPINE)
+        if self._directory is None:
+            raise BackendUnavailable("the service is not running")
+        return self._directory
+
+    @property
+    def provisioner(self) -> Provisioner:
+        """Install, update and uninstall over the started providers. :raises BackendUnavailable:"""
+        if self._provisioner is None:
+            self._provisioner = Provisioner(
+                sovereign=self.settings.sovereign,
+                committer=self.committer,
+                secrets=self.secrets,
+                composers=self.manager.manifest_composers(),
+            )
+        return self._provisioner
+
+    async def _run_background(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        with anyio.CancelScope() as scope:
+            self._background = scope
+            async with anyio.create_task_group() as group:
+                spine = self._started.get(Slot.SPINE)
+                if self.run_projector and spine is not None:
+                    self.projector = Projector(cast("Spine", spine), self.manager.projections())
+                    group.start_soon(self._run_projector, self.projector)
+                if spine is not None:
+                    publisher = _SpinePublisher(cast("Spine", spine))
+                    for source in (*self.manager.event_sources(), *self.extra_sources):
+                        group.start_soon(self._run_source, source, publisher)
+                task_status.started()
+
+    @staticmethod
+    async def _run_projector(projector: Projector) -> None:
+        try:
+            await projector.run()
+        except Exception:
+            logger.exception("the projector stopped")
+
+    @staticmethod
+    async def _run_source(source: EventSource, publisher: _SpinePublisher) -> None:
+        try:
+            await source.run(publisher)
+        except Exception:
+            # One failing source must not take the API (or the other sources) down.
+            logger.exception("event source %r stopped", getattr(source, "name", source))
+
+    def _stop_background(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            self._background = None
 
     async def hub(self) -> FanoutHub:
         """The process's SSE fan-out hub over the started spine, created on first use.

@@ -73,6 +73,10 @@ class KeyValue(Protocol):
     async def put(self, key: str, value: bytes) -> int:
         """Store ``value`` and return the bucket revision it got."""
 
+    async def create(self, key: str, value: bytes) -> int:
+        """Store ``value`` only if ``key`` has no live value (never written, or deleted);
+        return its revision. :class:`~catalyst_kernel.errors.Conflict` if it has one."""
+
     async def delete(self, key: str) -> int:
         """Write a delete marker and return its revision."""
 
@@ -126,3 +130,8 @@ class Spine(Service, Protocol):
 
     async def environments(self) -> Sequence[str]:
         """The Environments that have a stream."""
+
+    async def directory(self) -> KeyValue:
+        """The Sovereign's directory bucket (Organizations and Environments), created if
+        missing. It belongs to no Environment: no stream, no projector, never listed by
+        :meth:`environments`."""

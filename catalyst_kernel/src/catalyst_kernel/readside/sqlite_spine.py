@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import anyio
 import anyio.lowlevel
 
-from catalyst_kernel.errors import BackendUnavailable, InvalidInput
+from catalyst_kernel.errors import BackendUnavailable, Conflict, InvalidInput
 from catalyst_kernel.health import Readiness
 from catalyst_kernel.model.names import check_environment_name
 from catalyst_kernel.readside.codec import decode_stored, encode
@@ -31,7 +31,11 @@ if TYPE_CHECKING:
 
     from catalyst_kernel.model.event import Event
 
-__all__ = ["SqliteSpine"]
+__all__ = ["DIRECTORY_BUCKET", "SqliteSpine"]
+
+DIRECTORY_BUCKET: Final = "catalyst-directory"
+"""The directory's bucket: ``catalyst`` is a reserved Organization name, so no Environment is
+ever called this."""
 
 T = TypeVar("T")
 
@@ -281,6 +285,12 @@ class SqliteSpine:
 
     async def key_value(self, environment: str) -> _KeyValue:
         check_environment_name(environment)
+        return await self._bucket(environment)
+
+    async def directory(self) -> _KeyValue:
+        return await self._bucket(DIRECTORY_BUCKET)
+
+    async def _bucket(self, environment: str) -> _KeyValue:
         bucket = self._buckets.get(environment)
         if bucket is None:
             await self._write(
@@ -385,6 +395,21 @@ class _KeyValue:
 
     async def put(self, key: str, value: bytes) -> int:
         return await self.put_many([(key, value)])
+
+    async def create(self, key: str, value: bytes) -> int:
+        check_kv_key(key)
+        if not isinstance(value, bytes):
+            raise InvalidInput(f"KV values are bytes, got {type(value).__name__} for {key!r}")
+
+        def create(db: sqlite3.Connection) -> int:
+            head = db.execute(
+                "SELECT op FROM kv_head WHERE env = ? AND key = ?", (self._environment, key)
+            ).fetchone()
+            if head is not None and head[0] == _PUT:
+                raise Conflict(f"{key!r} already exists")
+            return self._apply(db, [(key, value)])
+
+        return await self._spine._write(create)
 
     async def delete(self, key: str) -> int:
         return await self.put_many([(key, None)])

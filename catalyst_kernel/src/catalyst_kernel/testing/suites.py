@@ -277,6 +277,49 @@ class SpineConformance(SlotConformance):
         assert await kv.get("missing") is None
 
     @pytest.mark.anyio
+    async def test_create_writes_only_a_missing_or_deleted_key(self, provider: Spine) -> None:
+        kv = await provider.key_value("acme-dev")
+        first = await kv.create("org/acme", b"1")
+        with pytest.raises(Conflict):
+            await kv.create("org/acme", b"2")
+        entry = await kv.get("org/acme")
+        assert entry is not None
+        assert (entry.value, entry.revision) == (b"1", first)
+        await kv.delete("org/acme")
+        again = await kv.create("org/acme", b"3")
+        assert again > first
+
+    @pytest.mark.anyio
+    async def test_concurrent_creates_of_one_key_have_one_winner(self, provider: Spine) -> None:
+        kv = await provider.key_value("acme-dev")
+        outcomes: list[str] = []
+
+        async def create(n: int) -> None:
+            try:
+                await kv.create("contended", str(n).encode())
+                outcomes.append("created")
+            except Conflict:
+                outcomes.append("conflict")
+
+        async with anyio.create_task_group() as group:
+            for n in range(8):
+                group.start_soon(create, n)
+        assert sorted(outcomes) == ["conflict"] * 7 + ["created"]
+
+    @pytest.mark.anyio
+    async def test_directory_is_a_bucket_of_no_environment(self, provider: Spine) -> None:
+        directory = await provider.directory()
+        await directory.put("organizations/acme", b"{}")
+        again = await provider.directory()
+        entry = await again.get("organizations/acme")
+        assert entry is not None
+        assert entry.value == b"{}"
+        dev = await provider.key_value("acme-dev")
+        assert await dev.get("organizations/acme") is None
+        await provider.publish("acme-dev", _event(1))
+        assert list(await provider.environments()) == ["acme-dev"]
+
+    @pytest.mark.anyio
     async def test_delete_leaves_a_marker_in_history(self, provider: Spine) -> None:
         kv = await provider.key_value("acme-dev")
         await kv.put("app/web", b"1")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Final, cast
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
 from litestar import MediaType, get
@@ -30,26 +30,21 @@ from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Stream
 
 from catalyst_kernel.api.auth import AUTHENTICATED
+from catalyst_kernel.api.lookup import environment_name, require_environment
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001 (Litestar reads annotations)
 from catalyst_kernel.errors import (
-    BackendUnavailable,
     CatalystError,
     InvalidInput,
-    InvalidName,
-    NotFound,
 )
 from catalyst_kernel.identity.permissions import Operation, authorize
-from catalyst_kernel.model.names import check_environment_name
 from catalyst_kernel.model.principal import Principal  # noqa: TC001 (Litestar reads annotations)
-from catalyst_kernel.plugins.manager import Slot
 from catalyst_kernel.readside.fanout import EndReason, Subscription, format_sse, sse_comment
 from catalyst_kernel.readside.projector import decode_value
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from catalyst_kernel.provisioning.committer import Committer
-    from catalyst_kernel.readside.spine import KvEntry, Spine
+    from catalyst_kernel.readside.spine import KvEntry
 
 __all__ = [
     "INTERNAL_PREFIXES",
@@ -89,22 +84,6 @@ class StateSnapshot(msgspec.Struct, frozen=True):
 
 def _visible(entry: KvEntry) -> bool:
     return not entry.key.startswith(INTERNAL_PREFIXES)
-
-
-def _environment(env: str) -> str:
-    try:
-        return check_environment_name(env)
-    except InvalidName as exc:
-        raise InvalidName(exc.message, rule=exc.rule, field="env") from None
-
-
-async def _require_environment(runtime: Runtime, environment: str) -> None:
-    """404 unless ``environment`` has a repository (call only after :func:`authorize`)."""
-    committer = cast("Committer | None", runtime.started.get(Slot.COMMITTER))
-    if committer is None:
-        raise BackendUnavailable("no committer is active: Environments cannot be looked up")
-    if not await committer.repository_exists(environment):
-        raise NotFound(f"Environment {environment!r} does not exist", field="env")
 
 
 def _value(raw: bytes | None) -> Any:
@@ -155,13 +134,10 @@ async def environment_state(
 
     Open ``/events`` with ``Last-Event-ID: <revision>`` to follow the changes after it.
     """
-    environment = _environment(env)
+    environment = environment_name(env)
     authorize(principal, Operation.STATE_READ, environment=environment)
-    await _require_environment(runtime, environment)
-    spine = cast("Spine | None", runtime.started.get(Slot.SPINE))
-    if spine is None:
-        raise BackendUnavailable("no spine is active: the read model cannot be read")
-    kv = await spine.key_value(environment)
+    await require_environment(runtime, environment)
+    kv = await runtime.spine.key_value(environment)
     revision, entries = await kv.snapshot()
     items = [
         StateItem(entry.key, _value(entry.value), entry.revision)
@@ -231,10 +207,10 @@ async def environment_events(
     starts at the current revision (read ``/state`` first); with one it first sends the retained
     changes after it. A revision beyond the current one is a 422: reload ``/state``.
     """
-    environment = _environment(env)
+    environment = environment_name(env)
     authorize(principal, Operation.EVENTS_READ, environment=environment)
     after = parse_last_event_id(last_event_id, last_event_id_query)
-    await _require_environment(runtime, environment)
+    await require_environment(runtime, environment)
     hub = await runtime.hub()
     subscription = hub.subscribe(environment, after, _visible)
     # Attached before the status line, so a bad Last-Event-ID or an unreachable spine is a

@@ -1,0 +1,199 @@
+"""The Sovereign's directory: which Organizations and Environments exist.
+
+Kept in the spine's directory bucket (:meth:`~catalyst_kernel.readside.spine.Spine.directory`),
+so every replica of the API service sees one directory and a create is atomic
+(:meth:`~catalyst_kernel.readside.spine.KeyValue.create`): two concurrent requests for the same
+name get one ``201`` and one ``409``. An Environment's content still lives only in its repository;
+the directory records that it exists, who created it and where its repository is
+(docs/decisions/0006-directory.md).
+
+Keys: ``organizations/<org>`` and ``environments/<env>``, values JSON in the API's wire format.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from attrs import field, frozen
+
+from catalyst_kernel.errors import Conflict, NotFound
+from catalyst_kernel.model.convert import structure, unstructure
+from catalyst_kernel.model.names import (
+    EnvType,
+    check_environment_name,
+    check_organization_name,
+)
+from catalyst_kernel.model.tenancy import Environment, Organization
+from catalyst_kernel.model.validators import non_empty
+from catalyst_kernel.provisioning.environments import create_environment
+
+if TYPE_CHECKING:
+    from catalyst_kernel.provisioning.committer import Committer
+    from catalyst_kernel.readside.spine import KeyValue
+
+__all__ = ["Directory", "EnvironmentRecord", "OrganizationRecord"]
+
+_ORGANIZATIONS: Final = "organizations/"
+_ENVIRONMENTS: Final = "environments/"
+
+R = TypeVar("R")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@frozen
+class OrganizationRecord:
+    """An Organization as the directory knows it."""
+
+    name: str
+    labels: Mapping[str, str] = field(factory=dict)
+    created: datetime = field(factory=_now)
+    created_by: str = field(default="catalyst", validator=non_empty)
+
+    @property
+    def organization(self) -> Organization:
+        return Organization(self.name, self.labels)
+
+
+@frozen
+class EnvironmentRecord:
+    """An Environment as the directory knows it: its repository and how it came to be."""
+
+    name: str
+    organization: str
+    env_type: EnvType
+    repository: str
+    created: datetime = field(factory=_now)
+    created_by: str = field(default="catalyst", validator=non_empty)
+    initial_commit: str | None = None
+
+    @property
+    def environment(self) -> Environment:
+        return Environment(self.organization, self.env_type)
+
+
+def _encode(record: object) -> bytes:
+    return json.dumps(unstructure(record), sort_keys=True, separators=(",", ":")).encode()
+
+
+def _decode(value: bytes | None, cl: type[R], key: str) -> R:
+    return structure(json.loads(value or b"null"), cl, what=f"directory entry {key}")
+
+
+class Directory:
+    """Organizations and Environments of one Sovereign, over the spine's directory bucket.
+
+    :param kv: the bucket (``await spine.directory()``).
+    """
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    # --- Organizations ---------------------------------------------------------------------------
+
+    async def create_organization(
+        self, organization: Organization, *, actor: str
+    ) -> OrganizationRecord:
+        """Record a new Organization.
+
+        :raises Conflict: it exists already.
+        """
+        record = OrganizationRecord(organization.name, dict(organization.labels), created_by=actor)
+        try:
+            await self._kv.create(f"{_ORGANIZATIONS}{organization.name}", _encode(record))
+        except Conflict:
+            raise Conflict(
+                f"Organization {organization.name} already exists", field="name"
+            ) from None
+        return record
+
+    async def organizations(self) -> list[OrganizationRecord]:
+        """Every Organization, by name."""
+        _, entries = await self._kv.snapshot(_ORGANIZATIONS)
+        return [_decode(e.value, OrganizationRecord, e.key) for e in entries]
+
+    async def find_organization(self, name: str) -> OrganizationRecord | None:
+        entry = await self._kv.get(f"{_ORGANIZATIONS}{check_organization_name(name)}")
+        return None if entry is None else _decode(entry.value, OrganizationRecord, entry.key)
+
+    async def organization(self, name: str) -> OrganizationRecord:
+        """:raises NotFound: no such Organization."""
+        record = await self.find_organization(name)
+        if record is None:
+            raise NotFound(f"Organization {name} does not exist", field="org")
+        return record
+
+    # --- Environments ----------------------------------------------------------------------------
+
+    async def environments(self, organization: str | None = None) -> list[EnvironmentRecord]:
+        """Every Environment (of ``organization``), by name."""
+        _, entries = await self._kv.snapshot(_ENVIRONMENTS)
+        records = [_decode(e.value, EnvironmentRecord, e.key) for e in entries]
+        if organization is None:
+            return records
+        return [r for r in records if r.organization == organization]
+
+    async def find_environment(self, name: str) -> EnvironmentRecord | None:
+        entry = await self._kv.get(f"{_ENVIRONMENTS}{check_environment_name(name)}")
+        return None if entry is None else _decode(entry.value, EnvironmentRecord, entry.key)
+
+    async def environment(self, name: str) -> EnvironmentRecord:
+        """:raises NotFound: no such Environment."""
+        record = await self.find_environment(name)
+        if record is None:
+            raise NotFound(f"Environment {name} does not exist", field="env")
+        return record
+
+    async def create_environment(
+        self,
+        environment: Environment,
+        committer: Committer,
+        *,
+        sovereign: str,
+        repository_url: str,
+        actor: str,
+    ) -> EnvironmentRecord:
+        """Create the Environment's repository (Flux bootstrap, default policy) and record it.
+
+        A repository left by an earlier attempt that failed before recording it is adopted, so a
+        retried request completes instead of being stuck.
+
+        :raises NotFound: the Organization does not exist.
+        :raises Conflict: the Environment exists already.
+        """
+        await self.organization(environment.organization)
+        name = environment.name
+        if await self.find_environment(name) is not None:
+            raise Conflict(f"Environment {name} already exists", field="envType")
+        initial: str | None = None
+        try:
+            info = await create_environment(
+                committer,
+                environment,
+                sovereign=sovereign,
+                repository_url=repository_url,
+                actor=actor,
+            )
+            initial = info.sha
+        except Conflict:
+            # Created by a concurrent request (which records it too) or by an attempt that died
+            # before recording it: the directory's create below decides who reports success.
+            pass
+        record = EnvironmentRecord(
+            name,
+            environment.organization,
+            environment.env_type,
+            repository_url,
+            created_by=actor,
+            initial_commit=initial,
+        )
+        try:
+            await self._kv.create(f"{_ENVIRONMENTS}{name}", _encode(record))
+        except Conflict:
+            raise Conflict(f"Environment {name} already exists", field="envType") from None
+        return record
