@@ -13,21 +13,20 @@ Keys: ``organizations/<org>`` and ``environments/<env>``, values JSON in the API
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, TypeVar
-
-from attrs import field, frozen
 
 from catalyst_kernel.errors import Conflict, NotFound
 from catalyst_kernel.model.convert import structure, unstructure
 from catalyst_kernel.model.names import (
-    EnvType,
     check_environment_name,
     check_organization_name,
 )
-from catalyst_kernel.model.tenancy import Environment, Organization
-from catalyst_kernel.model.validators import non_empty
+from catalyst_kernel.model.tenancy import (
+    Environment,
+    EnvironmentRecord,
+    Organization,
+    OrganizationRecord,
+)
 from catalyst_kernel.provisioning.environments import create_environment
 
 if TYPE_CHECKING:
@@ -40,41 +39,6 @@ _ORGANIZATIONS: Final = "organizations/"
 _ENVIRONMENTS: Final = "environments/"
 
 R = TypeVar("R")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@frozen
-class OrganizationRecord:
-    """An Organization as the directory knows it."""
-
-    name: str
-    labels: Mapping[str, str] = field(factory=dict)
-    created: datetime = field(factory=_now)
-    created_by: str = field(default="catalyst", validator=non_empty)
-
-    @property
-    def organization(self) -> Organization:
-        return Organization(self.name, self.labels)
-
-
-@frozen
-class EnvironmentRecord:
-    """An Environment as the directory knows it: its repository and how it came to be."""
-
-    name: str
-    organization: str
-    env_type: EnvType
-    repository: str
-    created: datetime = field(factory=_now)
-    created_by: str = field(default="catalyst", validator=non_empty)
-    initial_commit: str | None = None
-
-    @property
-    def environment(self) -> Environment:
-        return Environment(self.organization, self.env_type)
 
 
 def _encode(record: object) -> bytes:

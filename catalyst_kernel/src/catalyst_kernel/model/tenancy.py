@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from attrs import field, frozen
 
@@ -14,9 +15,16 @@ from catalyst_kernel.model.names import (
     check_organization_name,
     split_environment_name,
 )
-from catalyst_kernel.model.validators import name_rule
+from catalyst_kernel.model.validators import name_rule, non_empty
 
-__all__ = ["Environment", "KeycloakTopology", "Organization", "Sovereign"]
+__all__ = [
+    "Environment",
+    "EnvironmentRecord",
+    "KeycloakTopology",
+    "Organization",
+    "OrganizationRecord",
+    "Sovereign",
+]
 
 
 class KeycloakTopology(enum.StrEnum):
@@ -65,3 +73,36 @@ class Environment:
 
     def __str__(self) -> str:
         return self.name
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@frozen
+class OrganizationRecord:
+    """An Organization as the directory knows it."""
+
+    name: str
+    labels: Mapping[str, str] = field(factory=dict)
+    created: datetime = field(factory=_now)
+    created_by: str = field(default="catalyst", validator=non_empty)
+
+    def as_organization(self) -> Organization:
+        return Organization(self.name, self.labels)
+
+
+@frozen
+class EnvironmentRecord:
+    """An Environment as the directory knows it: its repository and how it came to be."""
+
+    name: str
+    organization: str
+    env_type: EnvType
+    repository: str
+    created: datetime = field(factory=_now)
+    created_by: str = field(default="catalyst", validator=non_empty)
+    initial_commit: str | None = None
+
+    def as_environment(self) -> Environment:
+        return Environment(self.organization, self.env_type)
