@@ -17,8 +17,12 @@ from catalyst_kernel import __version__
 from catalyst_kernel.api.app import create_app
 from catalyst_kernel.api.runtime import Runtime
 from catalyst_kernel.api.server import serve as serve_app
+from catalyst_kernel.demo.bootstrap import bootstrap_demo
+from catalyst_kernel.demo.catalog import demo_catalog
+from catalyst_kernel.demo.reconciler import SimulatedReconciler
 from catalyst_kernel.errors import CatalystError, InvalidInput, NotFound
 from catalyst_kernel.model.names import check_environment_name
+from catalyst_kernel.observability.logs import configure_logging
 from catalyst_kernel.plugins.manager import PluginManager, Slot
 from catalyst_kernel.plugins.report import plugins_document
 from catalyst_kernel.readside.projector import Projector
@@ -282,15 +286,35 @@ def token(
     default=None,
     help="Data directory (default: settings key data_dir).",
 )
+@click.option(
+    "--catalog",
+    "catalogs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A Blueprint catalog folder (repeatable; default: settings key catalog_paths).",
+)
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Sovereign 'demo' with Organization acme, its Environments, the demo catalog, printed "
+    "tokens and a SIMULATED reconciler (no Kubernetes needed; demo only).",
+)
 @click.option("--strict", is_flag=True, help="Refuse to start if any plugin fails to load.")
 @click.pass_obj
 def serve(
-    state: _State, host: str | None, port: int | None, data_dir: Path | None, strict: bool
+    state: _State,
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    catalogs: tuple[Path, ...],
+    demo: bool,
+    strict: bool,
 ) -> None:
     """Run the API service and the projector on the configured providers.
 
     With no configuration at all this is a single-node Sovereign on the embedded providers:
-    SQLite spine, Git repositories and encrypted secrets under the data directory.
+    SQLite spine, Git repositories and encrypted secrets under the data directory, administered
+    with a sovereign-admin token (``catalyst token --role sovereign-admin``).
     """
     overrides: dict[str, object] = {}
     if host is not None:
@@ -299,20 +323,35 @@ def serve(
         overrides["port"] = port
     if data_dir is not None:
         overrides["data_dir"] = str(data_dir)
+    paths = list(catalogs)
+    if demo:
+        overrides["sovereign"] = "demo"
+        paths.append(demo_catalog())
+    if paths:
+        overrides["catalog_paths"] = [str(path) for path in paths]
     manager = state.manager(strict=strict, overrides=overrides)
     settings = manager.settings
-    runtime = Runtime(settings, manager)
+    configure_logging(settings)
+    sources = [SimulatedReconciler.from_manager(manager)] if demo else []
+    runtime = Runtime(settings, manager, projector=True, sources=sources)
     app = create_app(settings, manager=manager, runtime=runtime)
 
     async def run() -> None:
         async with anyio.create_task_group() as tasks:
             bound = await tasks.start(serve_app, app, settings.host, settings.port)
-            click.echo(f"Catalyst is serving on http://{settings.host}:{bound}", err=True)
+            base_url = f"http://{settings.host}:{bound}"
+            click.echo(f"Catalyst is serving on {base_url}", err=True)
             click.echo(f"  data directory: {settings.data_dir}", err=True)
-            click.echo(f"  API documentation: http://{settings.host}:{bound}/schema", err=True)
-            spine = runtime.started[Slot.SPINE]
-            projector = Projector(spine, manager.projections())  # type: ignore[arg-type]
-            tasks.start_soon(projector.run)
+            click.echo(f"  API documentation: {base_url}/schema", err=True)
+            if demo:
+                setup = await bootstrap_demo(runtime)
+                click.echo(setup.render(base_url))
+            else:
+                click.echo(
+                    "  administer it with a sovereign-admin token: "
+                    "catalyst token --role sovereign-admin",
+                    err=True,
+                )
 
     try:
         anyio.run(run)

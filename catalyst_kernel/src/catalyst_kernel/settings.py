@@ -10,14 +10,16 @@ it came from.
 
 from __future__ import annotations
 
+import enum
 import os
 import string
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import attrs
 import platformdirs
@@ -27,11 +29,17 @@ from catalyst_kernel.errors import InvalidInput, SettingsError
 from catalyst_kernel.model.convert import EnvText, structure
 from catalyst_kernel.model.names import check_dns_label, check_plugin_name
 from catalyst_kernel.model.tenancy import KeycloakTopology
-from catalyst_kernel.model.validators import each, name_rule
+from catalyst_kernel.model.validators import each, name_rule, non_empty
+from catalyst_kernel.readside.fanout import DEFAULT_BUFFER_SIZE, DEFAULT_KEEPALIVE
 
 __all__ = [
     "CONFIG_ENV",
+    "DEFAULT_MAX_BODY_SIZE",
     "ENV_PREFIX",
+    "ApiSettings",
+    "LogFormat",
+    "LogLevel",
+    "ObservabilitySettings",
     "ProviderSettings",
     "Settings",
     "load_settings",
@@ -40,6 +48,9 @@ __all__ = [
 ENV_PREFIX: Final = "CATALYST_"
 CONFIG_ENV: Final = "CATALYST_CONFIG"
 DEFAULT_CONFIG_FILE: Final = "catalyst.toml"
+# Large enough for any Application settings document, small enough to refuse abuse cheaply.
+DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+_MIN_BODY_SIZE: Final = 1024
 
 
 def default_data_dir() -> Path:
@@ -78,6 +89,86 @@ def _url_template(_instance: Any, attribute: attrs.Attribute[Any], value: str) -
         )
 
 
+def _at_least(minimum: int) -> Callable[[Any, attrs.Attribute[Any], float], None]:
+    def validate(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+        if not value >= minimum:
+            raise InvalidInput(f"must be at least {minimum}, got {value}", field=attribute.name)
+
+    return validate
+
+
+def _positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise InvalidInput(f"must be positive, got {value}", field=attribute.name)
+
+
+def _http_url(_instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(
+            f"expected an http:// or https:// URL, got {value!r}", field=attribute.name
+        )
+
+
+class LogFormat(enum.StrEnum):
+    """How ``catalyst serve`` writes log records."""
+
+    JSON = "json"
+    """One JSON object per line (``timestamp``, ``level``, ``logger``, ``message``, extras)."""
+
+    TEXT = "text"
+    """One human-readable line per record."""
+
+
+class LogLevel(enum.StrEnum):
+    """The lowest level logged; written in any case (``INFO`` is ``info``)."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    @classmethod
+    def _missing_(cls, value: object) -> LogLevel | None:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            for member in cls:
+                if member.value == lowered:
+                    return member
+        return None
+
+
+@frozen
+class ApiSettings:
+    """The API service's limits (``[api]``)."""
+
+    max_body_size: int = field(default=DEFAULT_MAX_BODY_SIZE, validator=_at_least(_MIN_BODY_SIZE))
+    """Largest request body accepted, in bytes; larger ones get ``413``."""
+
+    sse_keepalive: float = field(default=DEFAULT_KEEPALIVE, validator=_positive)
+    """Seconds of silence on an event stream before a ``: keep-alive`` comment."""
+
+    sse_buffer_size: int = field(default=DEFAULT_BUFFER_SIZE, validator=_at_least(1))
+    """Entries buffered per event-stream subscriber before it is dropped as too slow."""
+
+
+@frozen
+class ObservabilitySettings:
+    """Logs and traces (``[observability]``); metrics need no settings."""
+
+    log_format: LogFormat = LogFormat.JSON
+    log_level: LogLevel = LogLevel.INFO
+    otlp_endpoint: str | None = field(default=None, validator=_http_url)
+    """Base URL of an OTLP/HTTP collector (traces go to ``<otlp_endpoint>/v1/traces``); unset,
+    the standard ``OTEL_EXPORTER_OTLP_*ENDPOINT`` variables apply, and without them no traces."""
+
+    service_name: str = field(default="catalyst", validator=non_empty)
+    """The ``service.name`` resource attribute of every span."""
+
+
 @frozen
 class ProviderSettings:
     """The plugin that provides each single-provider slot.
@@ -106,6 +197,8 @@ class Settings:
         validator=_url_template,
     )
     providers: ProviderSettings = field(default=ProviderSettings())
+    api: ApiSettings = field(default=ApiSettings())
+    observability: ObservabilitySettings = field(default=ObservabilitySettings())
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict, validator=_plugin_sections)
     plugin_allow: tuple[str, ...] = field(default=(), validator=each(check_plugin_name))
     plugin_deny: tuple[str, ...] = field(default=(), validator=each(check_plugin_name))

@@ -7,10 +7,17 @@ Organization cannot tell which Organizations or Environments exist.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Final
+
+from litestar.params import Parameter, ParameterKwarg
 
 from catalyst_kernel.errors import InvalidName
 from catalyst_kernel.model.names import (
+    APPLICATION_MAX_LENGTH,
+    DNS_LABEL_MAX_LENGTH,
+    ORGANIZATION_MAX_LENGTH,
+    ORGANIZATION_MIN_LENGTH,
+    EnvType,
     check_application_name,
     check_environment_name,
     check_organization_name,
@@ -23,11 +30,72 @@ if TYPE_CHECKING:
     from catalyst_kernel.directory import EnvironmentRecord, OrganizationRecord
 
 __all__ = [
+    "ApplicationPath",
+    "BlueprintPath",
+    "EnvironmentPath",
+    "OrganizationPath",
+    "VersionPath",
     "application_name",
     "environment_name",
     "organization_name",
     "require_environment",
     "require_organization",
+]
+
+
+_ORGANIZATION: Final = r"[a-z][a-z0-9]*(-[a-z0-9]+)*"
+_DNS_LABEL: Final = r"[a-z]([-a-z0-9]*[a-z0-9])?"
+_ENV_TYPES: Final = "|".join(t.value for t in EnvType)
+
+
+def _path(
+    description: str, pattern: str, *, min_length: int = 1, max_length: int
+) -> ParameterKwarg:
+    # The rules are documented in the OpenAPI schema (``schema_extra``) but checked by the
+    # kernel's name rules in each handler, so a bad name is a 422 naming the rule it breaks.
+    parameter: ParameterKwarg = Parameter(
+        description=description,
+        schema_extra={
+            "pattern": f"^{pattern}$",
+            "minLength": min_length,
+            "maxLength": max_length,
+        },
+    )
+    return parameter
+
+
+OrganizationPath = Annotated[
+    str,
+    _path(
+        "an Organization name",
+        _ORGANIZATION,
+        min_length=ORGANIZATION_MIN_LENGTH,
+        max_length=ORGANIZATION_MAX_LENGTH,
+    ),
+]
+EnvironmentPath = Annotated[
+    str,
+    _path(
+        "an Environment name, {organization}-{envType}",
+        f"{_ORGANIZATION}-({_ENV_TYPES})",
+        min_length=ORGANIZATION_MIN_LENGTH + 4,
+        max_length=ORGANIZATION_MAX_LENGTH + 5,
+    ),
+]
+ApplicationPath = Annotated[
+    str, _path("an Application name", _DNS_LABEL, max_length=APPLICATION_MAX_LENGTH)
+]
+BlueprintPath = Annotated[
+    str,
+    _path("a Blueprint name, bp-<name>", f"bp-{_DNS_LABEL}", max_length=DNS_LABEL_MAX_LENGTH + 3),
+]
+VersionPath = Annotated[
+    str,
+    _path(
+        "a SemVer 2.0 version",
+        r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)",
+        max_length=64,
+    ),
 ]
 
 

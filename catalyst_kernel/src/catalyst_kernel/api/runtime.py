@@ -19,11 +19,11 @@ from catalyst_kernel.health import Readiness, Service
 from catalyst_kernel.plugins.manager import PluginManager, Slot
 from catalyst_kernel.provisioning.provisioner import Provisioner
 from catalyst_kernel.provisioning.publishing import PublishingCommitter
-from catalyst_kernel.readside.fanout import DEFAULT_BUFFER_SIZE, DEFAULT_KEEPALIVE, FanoutHub
+from catalyst_kernel.readside.fanout import FanoutHub
 from catalyst_kernel.readside.projector import Projector
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
     from types import TracebackType
 
     from anyio.abc import TaskGroup, TaskStatus
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from catalyst_kernel.model.event import Event
     from catalyst_kernel.plugins.lifecycle import LifecycleHandler
     from catalyst_kernel.provisioning.committer import Committer
+    from catalyst_kernel.provisioning.publishing import CommitKind
+    from catalyst_kernel.readside.fanout import FanoutCounters
     from catalyst_kernel.readside.sources import EventSource
     from catalyst_kernel.readside.spine import Spine
     from catalyst_kernel.secrets.backend import SecretBackend
@@ -79,7 +81,10 @@ class Runtime:
     ``async with Runtime(settings, manager):`` starts the spine, committer, secret backend and
     identity provider whose slots are available, and closes them in reverse order on exit. A
     required slot that is unavailable is a :class:`PluginError`; any other is recorded with its
-    reason and reported (not ready, inactive) by :meth:`readiness`.
+    reason and reported (not ready, inactive) by :meth:`readiness`. Callables appended to
+    ``commit_listeners`` are called with the Environment and
+    :data:`~catalyst_kernel.provisioning.publishing.CommitKind` of every commit made through
+    :attr:`committer`.
 
     :param settings: the Sovereign's settings.
     :param manager: a loaded plugin manager.
@@ -87,9 +92,9 @@ class Runtime:
     :param check_timeout: seconds each provider's ``check()`` may take before it counts as
         unavailable.
     :param sse_keepalive: seconds of silence after which an SSE subscription of :meth:`hub`
-        gets a keep-alive.
+        gets a keep-alive (default: settings key ``api.sse_keepalive``).
     :param sse_buffer_size: entries buffered per SSE subscriber before it is dropped as too
-        slow.
+        slow (default: settings key ``api.sse_buffer_size``).
     :param projector: also run the projector over every Environment (``catalyst serve`` does;
         a deployment may run ``catalyst projector`` as its own process instead).
     :param sources: event sources to run besides the plugins' (the demo's reconciler).
@@ -102,8 +107,8 @@ class Runtime:
         *,
         required: Collection[Slot] = REQUIRED_SLOTS,
         check_timeout: float = DEFAULT_CHECK_TIMEOUT,
-        sse_keepalive: float = DEFAULT_KEEPALIVE,
-        sse_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        sse_keepalive: float | None = None,
+        sse_buffer_size: int | None = None,
         projector: bool = False,
         sources: Sequence[EventSource] = (),
     ) -> None:
@@ -114,8 +119,13 @@ class Runtime:
         self._started: dict[Slot, Service] = {}
         self._inactive: dict[Slot, str] = {}
         self._stack: contextlib.AsyncExitStack | None = None
-        self.sse_keepalive = sse_keepalive
-        self.sse_buffer_size = sse_buffer_size
+        self.sse_keepalive = settings.api.sse_keepalive if sse_keepalive is None else sse_keepalive
+        self.sse_buffer_size = (
+            settings.api.sse_buffer_size if sse_buffer_size is None else sse_buffer_size
+        )
+        # Called with the Environment and kind of every commit made through ``committer`` (the
+        # app's metrics register here); what one raises is logged.
+        self.commit_listeners: list[Callable[[str, CommitKind], None]] = []
         # The hub's task group must be entered and left in one task: it lives in a task of the
         # runtime's own group (entered by ``__aenter__``), started on the first ``hub()`` call.
         self._tasks: TaskGroup | None = None
@@ -199,8 +209,17 @@ class Runtime:
                 cast("Committer", committer),
                 cast("Spine", spine),
                 sovereign=self.settings.sovereign,
+                on_commit=self._committed,
             )
         stack.callback(self._unwire)
+
+    def _committed(self, environment: str, kind: CommitKind) -> None:
+        for listener in self.commit_listeners:
+            try:
+                listener(environment, kind)
+            except Exception:
+                # The commit stands; one broken listener must not starve the others.
+                logger.exception("commit listener %r failed", listener)
 
     def _unwire(self) -> None:
         self._directory = None
@@ -334,6 +353,12 @@ class Runtime:
         finally:
             if self._hub is hub:
                 self._hub = None
+
+    def fanout_counters(self) -> Mapping[str, FanoutCounters]:
+        """The SSE hub's counters by Environment; empty while no hub runs (none is started
+        for this)."""
+        hub = self._hub
+        return hub.counters() if hub is not None else {}
 
     def _stop_hub(self) -> None:
         self._hub_stop.set()

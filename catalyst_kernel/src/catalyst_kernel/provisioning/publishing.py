@@ -11,7 +11,7 @@ next ``backfill`` (run at startup) — the commit is never undone for the read m
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from catalyst_kernel.errors import BackendUnavailable
 from catalyst_kernel.model.event import Event
@@ -19,7 +19,7 @@ from catalyst_kernel.readside.event_types import CHANGE_PREFIX, COMMIT
 from catalyst_kernel.readside.subjects import escape
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from catalyst_kernel.health import Readiness
     from catalyst_kernel.model.tenancy import Environment
@@ -34,11 +34,20 @@ if TYPE_CHECKING:
     )
     from catalyst_kernel.readside.spine import Spine
 
-__all__ = ["COMMIT_EVENT", "PublishingCommitter", "change_event", "commit_event"]
+__all__ = [
+    "COMMIT_EVENT",
+    "CommitKind",
+    "PublishingCommitter",
+    "change_event",
+    "commit_event",
+]
 
 log = logging.getLogger(__name__)
 
 COMMIT_EVENT = COMMIT
+
+CommitKind: TypeAlias = Literal["repository", "commit", "merge"]
+"""What made a commit: an Environment repository's creation, an operation, a merged change."""
 
 
 def commit_event(
@@ -108,12 +117,33 @@ def change_event(
 
 
 class PublishingCommitter:
-    """A :class:`Committer` that publishes what it does; everything else is the inner one's."""
+    """A :class:`Committer` that publishes what it does; everything else is the inner one's.
 
-    def __init__(self, inner: Committer, spine: Spine, *, sovereign: str) -> None:
+    :param on_commit: called with the Environment and the :data:`CommitKind` of every commit
+        that landed (metrics count them); what it raises is logged, never propagated, since
+        the commit stands either way.
+    """
+
+    def __init__(
+        self,
+        inner: Committer,
+        spine: Spine,
+        *,
+        sovereign: str,
+        on_commit: Callable[[str, CommitKind], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.spine = spine
         self.source = f"/sovereigns/{sovereign}/committer"
+        self.on_commit = on_commit
+
+    def _committed(self, environment: str, kind: CommitKind) -> None:
+        if self.on_commit is None:
+            return
+        try:
+            self.on_commit(environment, kind)
+        except Exception:
+            log.exception("the on_commit callback failed for a %s in %s", kind, environment)
 
     async def _publish(self, environment: str, event: Event) -> None:
         try:
@@ -135,6 +165,7 @@ class PublishingCommitter:
         self, environment: Environment, initial: CommitRequest
     ) -> CommitInfo:
         commit = await self.inner.create_repository(environment, initial)
+        self._committed(initial.environment, "repository")
         event = commit_event(self.source, initial.environment, commit, initial)
         await self._publish(initial.environment, event)
         return commit
@@ -152,6 +183,7 @@ class PublishingCommitter:
 
     async def commit(self, request: CommitRequest) -> CommitInfo:
         commit = await self.inner.commit(request)
+        self._committed(request.environment, "commit")
         await self._publish(
             request.environment, commit_event(self.source, request.environment, commit, request)
         )
@@ -190,6 +222,7 @@ class PublishingCommitter:
 
     async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:
         commit = await self.inner.merge_change(environment, change_id, actor)
+        self._committed(environment, "merge")
         change = await self.inner.get_change(environment, change_id)
         await self._publish(
             environment,

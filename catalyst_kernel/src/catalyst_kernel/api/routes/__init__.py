@@ -11,6 +11,8 @@ import importlib
 import pkgutil
 from typing import Any
 
+from catalyst_kernel.api.openapi import document_problems
+
 __all__ = ["kernel_routes"]
 
 
@@ -20,4 +22,5 @@ def kernel_routes() -> list[Any]:
     for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
         module = importlib.import_module(f"{__name__}.{module_info.name}")
         handlers.extend(getattr(module, "ROUTES", ()))
+    document_problems(handlers)
     return handlers

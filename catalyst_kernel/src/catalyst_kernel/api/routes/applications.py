@@ -26,12 +26,16 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 from litestar import delete, get, patch, post
 from litestar.di import NamedDependency  # noqa: TC002 (Litestar reads annotations)
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.catalog import CatalogHolder  # noqa: TC001
 from catalyst_kernel.api.lookup import (
+    ApplicationPath,
+    BlueprintPath,
+    EnvironmentPath,
+    OrganizationPath,
     application_name,
     environment_name,
     organization_name,
@@ -126,7 +130,7 @@ def _commit_document(commit: Any) -> dict[str, Any]:
     status_code=HTTP_200_OK,
 )
 async def plan_install(
-    env: FromPath[str],
+    env: EnvironmentPath,
     data: JSONBody[InstallBody],
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
@@ -147,7 +151,7 @@ async def plan_install(
 
 @get(_APPLICATIONS, dependencies=AUTHENTICATED, tags=_TAGS)
 async def list_applications(
-    env: FromPath[str],
+    env: EnvironmentPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> dict[str, Any]:
@@ -160,7 +164,7 @@ async def list_applications(
 
 @post(_APPLICATIONS, dependencies=AUTHENTICATED, tags=_TAGS, status_code=HTTP_201_CREATED)
 async def install_application(
-    env: FromPath[str],
+    env: EnvironmentPath,
     data: JSONBody[InstallBody],
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
@@ -185,8 +189,8 @@ async def install_application(
 
 @get(_APPLICATION, dependencies=AUTHENTICATED, tags=_TAGS)
 async def get_application(
-    env: FromPath[str],
-    app: FromPath[str],
+    env: EnvironmentPath,
+    app: ApplicationPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> dict[str, Any]:
@@ -211,8 +215,8 @@ async def get_application(
 
 @patch(_APPLICATION, dependencies=AUTHENTICATED, tags=_TAGS)
 async def update_application(
-    env: FromPath[str],
-    app: FromPath[str],
+    env: EnvironmentPath,
+    app: ApplicationPath,
     data: JSONBody[UpdateBody],
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
@@ -239,8 +243,8 @@ async def update_application(
 
 @delete(_APPLICATION, dependencies=AUTHENTICATED, tags=_TAGS, status_code=HTTP_200_OK)
 async def uninstall_application(
-    env: FromPath[str],
-    app: FromPath[str],
+    env: EnvironmentPath,
+    app: ApplicationPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
     cascade: Annotated[
@@ -261,8 +265,8 @@ async def uninstall_application(
 
 @get(_APPLICATION + "/history", dependencies=AUTHENTICATED, tags=_TAGS)
 async def application_history(
-    env: FromPath[str],
-    app: FromPath[str],
+    env: EnvironmentPath,
+    app: ApplicationPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> dict[str, Any]:
@@ -331,8 +335,8 @@ async def search_applications(
     tags=_TAGS,
 )
 async def blueprint_usage(
-    org: FromPath[str],
-    name: FromPath[str],
+    org: OrganizationPath,
+    name: BlueprintPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> dict[str, Any]:

@@ -6,11 +6,14 @@ from typing import Any
 
 from litestar import get
 from litestar.di import NamedDependency  # noqa: TC002 (Litestar reads annotations)
-from litestar.params import FromPath  # noqa: TC002
 from semantic_version import Version
 
 from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.catalog import CatalogHolder  # noqa: TC001
+from catalyst_kernel.api.lookup import (  # noqa: TC001 (Litestar reads annotations)
+    BlueprintPath,
+    VersionPath,
+)
 from catalyst_kernel.errors import NotFound
 from catalyst_kernel.identity.permissions import Operation, authorize
 from catalyst_kernel.model.convert import unstructure
@@ -48,7 +51,7 @@ async def list_blueprints(
 
 @get("/v1/blueprints/{name:str}", dependencies=AUTHENTICATED, tags=_TAGS)
 async def blueprint_versions(
-    name: FromPath[str],
+    name: BlueprintPath,
     principal: NamedDependency[Principal],
     catalog: NamedDependency[CatalogHolder],
 ) -> dict[str, Any]:
@@ -64,8 +67,8 @@ async def blueprint_versions(
 
 @get("/v1/blueprints/{name:str}/{version:str}", dependencies=AUTHENTICATED, tags=_TAGS)
 async def blueprint_version(
-    name: FromPath[str],
-    version: FromPath[str],
+    name: BlueprintPath,
+    version: VersionPath,
     principal: NamedDependency[Principal],
     catalog: NamedDependency[CatalogHolder],
 ) -> dict[str, Any]:

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency  # noqa: TC002 (Litestar reads annotations)
-from litestar.params import FromPath, JSONBody  # noqa: TC002
+from litestar.params import JSONBody  # noqa: TC002
 
 from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.lookup import (
+    EnvironmentPath,
+    OrganizationPath,
     environment_name,
     organization_name,
     require_environment,
@@ -126,7 +128,7 @@ async def create_organization(
 
 @get("/v1/organizations/{org:str}", dependencies=AUTHENTICATED, tags=_TAGS)
 async def get_organization(
-    org: FromPath[str],
+    org: OrganizationPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> dict[str, Any]:
@@ -142,7 +144,7 @@ async def get_organization(
 
 @get("/v1/organizations/{org:str}/environments", dependencies=AUTHENTICATED, tags=_TAGS)
 async def list_environments(
-    org: FromPath[str],
+    org: OrganizationPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> dict[str, Any]:
@@ -158,7 +160,7 @@ async def list_environments(
 
 @post("/v1/organizations/{org:str}/environments", dependencies=AUTHENTICATED, tags=_TAGS)
 async def create_environment(
-    org: FromPath[str],
+    org: OrganizationPath,
     data: JSONBody[NewEnvironment],
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
@@ -186,7 +188,7 @@ async def create_environment(
 
 @get("/v1/environments/{env:str}", dependencies=AUTHENTICATED, tags=_TAGS)
 async def get_environment(
-    env: FromPath[str],
+    env: EnvironmentPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> dict[str, Any]:

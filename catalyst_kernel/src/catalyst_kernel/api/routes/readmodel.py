@@ -26,11 +26,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import msgspec
 from litestar import MediaType, get
 from litestar.di import NamedDependency  # noqa: TC002 (Litestar reads annotations)
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import Stream
 
 from catalyst_kernel.api.auth import AUTHENTICATED
-from catalyst_kernel.api.lookup import environment_name, require_environment
+from catalyst_kernel.api.lookup import (
+    EnvironmentPath,
+    environment_name,
+    require_environment,
+)
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001 (Litestar reads annotations)
 from catalyst_kernel.errors import (
     CatalystError,
@@ -126,7 +130,7 @@ def parse_last_event_id(header: str | None, query: str | None) -> int | None:
     tags=_TAGS,
 )
 async def environment_state(
-    env: FromPath[str],
+    env: EnvironmentPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
 ) -> StateSnapshot:
@@ -180,7 +184,7 @@ async def _messages(subscription: Subscription, principal: Principal) -> AsyncIt
     tags=_TAGS,
 )
 async def environment_events(
-    env: FromPath[str],
+    env: EnvironmentPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
     last_event_id: Annotated[
