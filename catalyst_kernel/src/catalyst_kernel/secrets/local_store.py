@@ -365,8 +365,10 @@ class LocalSecretStore:
         env/{env_type}/{key}?property={property}`` — an ExternalSecret's ``remoteRef.key`` is
         ``{app}/{secret}`` and ``remoteRef.property`` a value key — answering
         ``{"value": ...}`` (the value, or every value as an object when no property is given).
-        That route is served by the Catalyst API, not by this class; until the API serves it,
-        an ExternalSecret using this store does not sync. The operator authenticates with the
+        The Catalyst API deliberately does not serve secret values (SPEC §8; see
+        ``docs/decisions/0007-api-reads-and-secrets.md``), so an ExternalSecret using this
+        store does not sync: the embedded store is for single-node evaluation, and clusters
+        use a backend they can reach (``catalyst-openbao``). The operator authenticates with the
         bearer token in the Kubernetes Secret ``token_secret`` (key ``token``, labelled
         ``external-secrets.io/type: webhook``) of the SecretStore's namespace, and ``api_url``
         must be reachable from the cluster (the default, 127.0.0.1, is not).
