@@ -126,6 +126,31 @@ def test_serve_demo_bootstraps_acme_and_reconciles_installs(tmp_path: Path) -> N
                     break
                 time.sleep(0.2)
             assert status == "Running"
+            minted = subprocess.run(
+                [
+                    CATALYST,
+                    "token",
+                    "--data-dir",
+                    str(tmp_path / "data"),
+                    "--sovereign",
+                    "demo",
+                    "--role",
+                    "org-viewer",
+                    "--org",
+                    "acme",
+                ],
+                env=environ,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout.strip()
+            viewer = client.get(
+                "/v1/environments/acme-dev/applications/cache/history",
+                headers={"Authorization": f"Bearer {minted}"},
+            )
+            assert viewer.status_code == 200, viewer.text
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) in (0, 1, -signal.SIGINT)

@@ -222,6 +222,18 @@ def blueprint_lint(paths: tuple[Path, ...], organization: str | None) -> None:
 )
 @click.option("--ttl", default=None, help="Lifetime: 30s, 15m, 2h (at most 24h; default 15m).")
 @click.option("--subject", default="developer", show_default=True, help="The token's subject.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The server's data directory, where the signing key is (default: settings key data_dir).",
+)
+@click.option(
+    "--sovereign",
+    default=None,
+    help="The server's Sovereign name, part of the issuer (default: settings key sovereign; "
+    "'demo' for serve --demo).",
+)
 @click.pass_obj
 def token(
     state: _State,
@@ -231,6 +243,8 @@ def token(
     environments: tuple[str, ...],
     ttl: str | None,
     subject: str,
+    data_dir: Path | None,
+    sovereign: str | None,
 ) -> None:
     """Print a bearer token from the development identity provider (``dev``).
 
@@ -246,7 +260,12 @@ def token(
     if organization is None and role != Role.SOVEREIGN_ADMIN:
         raise InvalidInput(f"--org is required for the role {role} (only sovereign-admin has none)")
     lifetime = parse_ttl(ttl) if ttl is not None else None
-    manager = state.manager(strict=False)
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = str(data_dir)
+    if sovereign is not None:
+        overrides["sovereign"] = sovereign
+    manager = state.manager(strict=False, overrides=overrides)
     selected = manager.selection(Slot.IDENTITY).provider
     if selected != "dev":
         raise InvalidInput(

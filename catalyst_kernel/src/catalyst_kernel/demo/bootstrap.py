@@ -161,9 +161,8 @@ class DemoSetup:
         auth = f'-H "Authorization: Bearer {developer}"'
         lines += [
             "  # more tokens (same signing key and issuer):",
-            f"  #   CATALYST_DATA_DIR={shlex.quote(str(self.data_dir))} "
-            f"CATALYST_SOVEREIGN={self.sovereign} catalyst token --role org-viewer "
-            f"--org {self.organization}",
+            f"  #   catalyst token --data-dir {shlex.quote(str(self.data_dir))} "
+            f"--sovereign {self.sovereign} --role org-viewer --org {self.organization}",
             "",
             "Try it (after the export lines above):",
             f"  curl -s {auth} {base}/v1/environments/{env}/applications",
