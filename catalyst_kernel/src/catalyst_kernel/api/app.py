@@ -17,7 +17,7 @@ from catalyst_kernel.api.allow import complete_allow_header
 from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.catalog import CatalogHolder
 from catalyst_kernel.api.metrics import CONTENT_TYPE, ApiMetrics
-from catalyst_kernel.api.openapi import document_problems
+from catalyst_kernel.api.openapi import SECURITY_COMPONENTS, document_problems
 from catalyst_kernel.api.problems import exception_handlers, problem_body, problem_response
 from catalyst_kernel.api.routes import kernel_routes
 from catalyst_kernel.api.runtime import Runtime
@@ -219,6 +219,7 @@ def create_app(
             title="Catalyst",
             version=__version__,
             path=OPENAPI_PATH,
+            components=SECURITY_COMPONENTS,
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
         ),
         # The host configures logging (JSON logs, SPEC §10); an app must not reconfigure the

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
 
 from catalyst_kernel.api.auth import PRINCIPAL
 from catalyst_kernel.api.problems import PROBLEM_MEDIA_TYPE
@@ -23,7 +24,28 @@ from catalyst_kernel.api.problems import PROBLEM_MEDIA_TYPE
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["Problem", "ProblemError", "document_problems", "problem_responses"]
+__all__ = [
+    "BEARER",
+    "SECURITY_COMPONENTS",
+    "Problem",
+    "ProblemError",
+    "document_problems",
+    "problem_responses",
+]
+
+BEARER: Final = "bearer"
+"""The security scheme of every authenticated route: a bearer JWT (SPEC §7)."""
+SECURITY_COMPONENTS: Final = Components(
+    security_schemes={
+        BEARER: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            bearer_format="JWT",
+            description="A token of the Sovereign's identity provider (for development: "
+            "`catalyst token`).",
+        )
+    }
+)
 
 
 class ProblemError(msgspec.Struct, frozen=True):
@@ -72,10 +94,15 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+def _authenticated(handler: HTTPRouteHandler) -> bool:
+    parameters = set(inspect.signature(handler.fn).parameters)
+    return PRINCIPAL in parameters or PRINCIPAL in (handler.dependencies or {})
+
+
 def _statuses(handler: HTTPRouteHandler) -> list[int]:
     parameters = set(inspect.signature(handler.fn).parameters)
     statuses = [HTTPStatus.SERVICE_UNAVAILABLE]
-    if PRINCIPAL in parameters or PRINCIPAL in (handler.dependencies or {}):
+    if _authenticated(handler):
         statuses += [HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN]
     if handler.paths and any("{" in path for path in handler.paths):
         statuses += [HTTPStatus.NOT_FOUND, HTTPStatus.UNPROCESSABLE_ENTITY]
@@ -95,10 +122,13 @@ def _statuses(handler: HTTPRouteHandler) -> list[int]:
 
 
 def document_problems(handlers: Iterable[Any]) -> None:
-    """Add the problem responses each HTTP route handler in ``handlers`` may answer."""
+    """Add the problem responses each HTTP route handler in ``handlers`` may answer, and the
+    bearer security requirement to the authenticated ones."""
     for handler in handlers:
         if not isinstance(handler, HTTPRouteHandler):
             continue
+        if _authenticated(handler) and not handler.security:
+            handler.security = [{BEARER: []}]
         documented = dict(handler.responses or {})
         for status, spec in problem_responses(*_statuses(handler)).items():
             documented.setdefault(status, spec)
