@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from litestar.types import ExceptionHandlersMap
 
 __all__ = [
+    "INTERNAL_ERROR",
+    "MALFORMED_REQUEST",
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_TYPE_BASE",
     "exception_handlers",
@@ -59,8 +61,13 @@ _STATUS: Final[Mapping[type[CatalystError], int]] = {
 }
 
 # Codes for Litestar's own HTTP errors, by status; anything else is ``http-<status>``.
+MALFORMED_REQUEST: Final = "malformed-request"
+"""The problem code of a request that cannot be read (not JSON, wrong framing)."""
+INTERNAL_ERROR: Final = "internal-error"
+"""The problem code of a failure on the service's side (the detail says nothing more)."""
+
 _HTTP_CODES: Final[Mapping[int, str]] = {
-    HTTPStatus.BAD_REQUEST: "malformed-request",
+    HTTPStatus.BAD_REQUEST: MALFORMED_REQUEST,
     HTTPStatus.UNAUTHORIZED: Unauthenticated.code,
     HTTPStatus.FORBIDDEN: Forbidden.code,
     HTTPStatus.NOT_FOUND: "route-not-found",
@@ -68,7 +75,7 @@ _HTTP_CODES: Final[Mapping[int, str]] = {
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "body-too-large",
     HTTPStatus.UNSUPPORTED_MEDIA_TYPE: "unsupported-media-type",
     HTTPStatus.TOO_MANY_REQUESTS: "too-many-requests",
-    HTTPStatus.INTERNAL_SERVER_ERROR: "internal-error",
+    HTTPStatus.INTERNAL_SERVER_ERROR: INTERNAL_ERROR,
     HTTPStatus.SERVICE_UNAVAILABLE: "service-unavailable",
 }
 
@@ -207,7 +214,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
     logger.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
     status = int(HTTPStatus.INTERNAL_SERVER_ERROR)
     body = problem_body(
-        code="internal-error", status=status, detail=_INTERNAL_DETAIL, instance=request.url.path
+        code=INTERNAL_ERROR, status=status, detail=_INTERNAL_DETAIL, instance=request.url.path
     )
     return problem_response(body)
 

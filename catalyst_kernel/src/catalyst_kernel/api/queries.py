@@ -13,6 +13,8 @@ from catalyst_kernel.readside.projector import decode_value
 from catalyst_kernel.readside.subjects import kv_key, unescape
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from catalyst_kernel.api.runtime import Runtime
     from catalyst_kernel.directory import EnvironmentRecord
     from catalyst_kernel.model.principal import Principal
@@ -22,6 +24,7 @@ __all__ = [
     "application_document",
     "applications_across",
     "environment_applications",
+    "matches",
     "readable_environments",
 ]
 
@@ -38,6 +41,15 @@ def _document(value: bytes | None) -> dict[str, Any] | None:
     except (ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
+
+
+def matches(
+    document: Mapping[str, Any], *, blueprint: str | None = None, status: str | None = None
+) -> bool:
+    """Whether a status document is of ``blueprint`` and has ``status`` (``None``: any)."""
+    if blueprint is not None and document.get("blueprint") != blueprint:
+        return False
+    return status is None or document.get("status") == status
 
 
 async def environment_applications(runtime: Runtime, environment: str) -> list[dict[str, Any]]:
@@ -106,9 +118,7 @@ async def applications_across(
     items = []
     for record in environments:
         for document in found[record.name]:
-            if blueprint is not None and document.get("blueprint") != blueprint:
-                continue
-            if status is not None and document.get("status") != status:
+            if not matches(document, blueprint=blueprint, status=status):
                 continue
             items.append(
                 {"environment": record.name, "organization": record.organization, **document}
