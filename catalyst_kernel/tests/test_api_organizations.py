@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
+import jwt
 import pygit2
 import pytest
 
+from catalyst_kernel.errors import BackendUnavailable
+from catalyst_kernel.model.tenancy import Organization
 from catalyst_kernel.provisioning.environments import POLICY_PATH
 from catalyst_kernel.settings import Settings
 from catalyst_kernel.testing.service import ApiService, assert_problem, running_service
@@ -122,9 +125,7 @@ async def test_malformed_bodies_are_4xx(service: ApiService) -> None:
 
 
 @pytest.mark.parametrize("role", ["org-admin", "org-developer", "org-viewer", "security-officer"])
-async def test_only_a_sovereign_admin_creates_organizations(
-    service: ApiService, role: str
-) -> None:
+async def test_only_a_sovereign_admin_creates_organizations(service: ApiService, role: str) -> None:
     response = await service.client.post(
         "/v1/organizations", json={"name": "globex"}, headers=service.auth(role, "acme")
     )
@@ -175,9 +176,7 @@ async def test_an_org_admin_creates_an_environment_with_its_repository(
     assert POLICY_PATH.split("/")[0] in tree
     one = await service.client.get("/v1/environments/acme-dev", headers=service.auth())
     assert one.json()["name"] == "acme-dev"
-    listed = await service.client.get(
-        "/v1/organizations/acme/environments", headers=service.auth()
-    )
+    listed = await service.client.get("/v1/organizations/acme/environments", headers=service.auth())
     assert [item["name"] for item in listed.json()["items"]] == ["acme-dev"]
     org = await service.client.get("/v1/organizations/acme", headers=service.auth())
     assert org.json()["environments"] == ["acme-dev"]
@@ -213,9 +212,7 @@ async def test_bad_environment_types_are_refused(service: ApiService, env_type: 
     )
     problem = assert_problem(response, 422, "invalid-name")
     assert problem["field"] == "envType"
-    listed = await service.client.get(
-        "/v1/organizations/acme/environments", headers=service.auth()
-    )
+    listed = await service.client.get("/v1/organizations/acme/environments", headers=service.auth())
     assert listed.json()["items"] == []
 
 
@@ -270,3 +267,58 @@ async def test_an_unknown_environment_is_404_inside_the_organization(
     assert_problem(response, 404, "not-found")
     bad = await service.client.get("/v1/environments/acme-staging", headers=service.auth())
     assert_problem(bad, 422, "invalid-name")
+
+
+# -------------------------------------------------------------------------------------------------
+# Identity: provisioning and the public keys
+# -------------------------------------------------------------------------------------------------
+
+
+async def test_creating_an_organization_provisions_it_with_the_identity_provider(
+    service: ApiService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provisioned: list[str] = []
+
+    async def provision(organization: Organization) -> None:
+        provisioned.append(organization.name)
+
+    monkeypatch.setattr(service.identity, "provision_organization", provision)
+    await create_org(service)
+    again = await service.client.post(
+        "/v1/organizations", json={"name": "acme"}, headers=service.auth(**ADMIN)
+    )
+    assert again.status_code == 409
+    assert provisioned == ["acme"]
+
+
+async def test_a_failed_provisioning_records_nothing(
+    service: ApiService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(organization: Organization) -> None:
+        raise BackendUnavailable("identity provider is down")
+
+    monkeypatch.setattr(service.identity, "provision_organization", unavailable)
+    response = await service.client.post(
+        "/v1/organizations", json={"name": "acme"}, headers=service.auth(**ADMIN)
+    )
+    assert_problem(response, 503, "backend-unavailable")
+    assert await service.runtime.directory.find_organization("acme") is None
+
+
+async def test_tokens_verify_against_the_served_jwks(service: ApiService) -> None:
+    response = await service.client.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert "max-age" in response.headers["cache-control"]
+    keys = response.json()["keys"]
+    assert keys
+    assert all("d" not in key for key in keys), "only public keys"
+    token = service.token("org-viewer")
+    header = jwt.get_unverified_header(token)
+    key = next(k for k in keys if k["kid"] == header["kid"])
+    claims = jwt.decode(
+        token,
+        jwt.PyJWK(key).key,
+        algorithms=[header["alg"]],
+        options={"verify_aud": False},
+    )
+    assert claims["org"] == "acme"

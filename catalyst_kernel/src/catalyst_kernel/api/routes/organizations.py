@@ -18,7 +18,7 @@ from litestar import get, post
 from litestar.di import NamedDependency  # noqa: TC002 (Litestar reads annotations)
 from litestar.params import JSONBody  # noqa: TC002
 
-from catalyst_kernel.api.auth import AUTHENTICATED
+from catalyst_kernel.api.auth import AUTHENTICATED, identity_provider
 from catalyst_kernel.api.lookup import (
     EnvironmentPath,
     OrganizationPath,
@@ -29,7 +29,7 @@ from catalyst_kernel.api.lookup import (
 )
 from catalyst_kernel.api.queries import readable_environments
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001
-from catalyst_kernel.errors import FieldProblem, InvalidInput, InvalidName
+from catalyst_kernel.errors import Conflict, FieldProblem, InvalidInput, InvalidName
 from catalyst_kernel.identity.permissions import Operation, allowed, authorize
 from catalyst_kernel.model.convert import unstructure
 from catalyst_kernel.model.names import check_env_type
@@ -120,9 +120,14 @@ async def create_organization(
     name = organization_name(data.name, field="name")
     labels = _check_labels(data.labels)
     authorize(principal, Operation.ORGANIZATIONS_CREATE)
-    record = await runtime.directory.create_organization(
-        Organization(name, labels), actor=principal.subject
-    )
+    organization = Organization(name, labels)
+    if await runtime.directory.find_organization(name) is not None:
+        raise Conflict(f"Organization {name} already exists", field="name")
+    # The identity provider prepares the Organization first (a Keycloak realm, say), so a
+    # recorded Organization always has its users' home; preparing is idempotent, so a retry
+    # after a failure here or a lost race below is harmless.
+    await identity_provider(runtime).provision_organization(organization)
+    record = await runtime.directory.create_organization(organization, actor=principal.subject)
     return _organization_document(record)
 
 
