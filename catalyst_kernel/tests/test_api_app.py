@@ -37,10 +37,10 @@ from catalyst_kernel.plugins.manager import PluginManager, Slot
 from catalyst_kernel.plugins.markers import hookimpl
 from catalyst_kernel.readside.sqlite_spine import SqliteSpine
 from catalyst_kernel.settings import Settings
+from catalyst_kernel.testing.service import assert_problem, running_service
 
 pytestmark = pytest.mark.anyio
 
-PROBLEMS = "https://catalyst.openova.io/problems/"
 SECRET = "s3cr3t-internal-detail"
 
 # -------------------------------------------------------------------------------------------------
@@ -138,33 +138,21 @@ def manager_for(settings: Settings, *plugins: tuple[object, str]) -> PluginManag
     return manager
 
 
+def with_test_routes(settings: Settings) -> PluginManager:
+    """The built-ins and an extension with the error-mapping routes above."""
+    plugin = ExtensionPlugin(Extension("test", [create_item, raise_error, crash]))
+    return manager_for(settings, (plugin, "test-api"))
+
+
 @asynccontextmanager
-async def running(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Serve an app built here, for the tests that need ``create_app`` arguments (or defaults)
+    :func:`running_service` does not pass."""
     async with anyio.create_task_group() as group:
         port = await group.start(serve, app, "127.0.0.1", 0)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             yield client
         group.cancel_scope.cancel()
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["type"] == PROBLEMS + code
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    assert body["instance"] == response.request.url.path
-    return body
-
-
-def test_app(settings: Settings, **kwargs: Any) -> Litestar:
-    plugin = ExtensionPlugin(Extension("test", [create_item, raise_error, crash]))
-    return create_app(settings, manager=manager_for(settings, (plugin, "test-api")), **kwargs)
-
-
-test_app.__test__ = False  # type: ignore[attr-defined]
 
 
 # -------------------------------------------------------------------------------------------------
@@ -173,15 +161,15 @@ test_app.__test__ = False  # type: ignore[attr-defined]
 
 
 async def test_healthz_answers_ok(settings: Settings) -> None:
-    async with running(create_app(settings, manager=manager_for(settings))) as client:
-        response = await client.get("/healthz")
+    async with running_service(settings) as service:
+        response = await service.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
 async def test_readyz_is_ready_with_the_embedded_providers(settings: Settings) -> None:
-    async with running(create_app(settings, manager=manager_for(settings))) as client:
-        response = await client.get("/readyz")
+    async with running_service(settings) as service:
+        response = await service.client.get("/readyz")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ready"
@@ -199,8 +187,8 @@ async def test_readyz_is_503_with_the_reason_of_an_unready_provider(
 ) -> None:
     settings = catalyst_settings(data_dir=str(tmp_path), providers={"spine": "unready"})
     manager = manager_for(settings, (SpinePlugin(UnreadySpine), "unready"))
-    async with running(create_app(settings, manager=manager)) as client:
-        response = await client.get("/readyz")
+    async with running_service(settings, manager=manager) as service:
+        response = await service.client.get("/readyz")
     body = assert_problem(response, 503, "not-ready")
     spine = body["providers"]["spine"]
     assert spine["provider"] == "unready"
@@ -215,10 +203,9 @@ async def test_readyz_counts_a_check_that_does_not_answer_as_unavailable(
 ) -> None:
     settings = catalyst_settings(data_dir=str(tmp_path), providers={"spine": "silent"})
     manager = manager_for(settings, (SpinePlugin(SilentSpine), "silent"))
-    runtime = Runtime(settings, manager, check_timeout=0.05)
-    async with running(create_app(settings, runtime=runtime)) as client:
+    async with running_service(settings, manager=manager, check_timeout=0.05) as service:
         with anyio.fail_after(5):
-            response = await client.get("/readyz")
+            response = await service.client.get("/readyz")
     body = assert_problem(response, 503, "not-ready")
     assert body["providers"]["spine"]["reason"] == (
         "unavailable: no answer to the readiness check within 0.05s"
@@ -229,8 +216,8 @@ async def test_an_unavailable_optional_slot_is_reported_without_blocking_readine
     catalyst_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = catalyst_settings(data_dir=str(tmp_path), providers={"identity": "nobody"})
-    async with running(create_app(settings, manager=manager_for(settings))) as client:
-        response = await client.get("/readyz")
+    async with running_service(settings) as service:
+        response = await service.client.get("/readyz")
     assert response.status_code == 200, response.text
     identity = response.json()["providers"]["identity"]
     assert identity["active"] is False
@@ -298,9 +285,10 @@ async def test_the_runtime_closes_providers_in_reverse_order_when_the_server_sto
     slots = {"spine": "recording", "committer": "recording", "secrets": "recording"}
     settings = catalyst_settings(data_dir=str(tmp_path), providers={**slots, "identity": "nobody"})
     log: list[str] = []
-    runtime = Runtime(settings, manager_for(settings, (RecordingPlugin(log), "recording")))
-    async with running(create_app(settings, runtime=runtime)) as client:
-        assert (await client.get("/readyz")).status_code == 200
+    manager = manager_for(settings, (RecordingPlugin(log), "recording"))
+    async with running_service(settings, manager=manager) as service:
+        runtime = service.runtime
+        assert (await service.client.get("/readyz")).status_code == 200
         assert log == ["start spine", "start committer", "start secrets"]
         assert set(runtime.started) == {Slot.SPINE, Slot.COMMITTER, Slot.SECRETS}
     assert log[3:] == ["close secrets", "close committer", "close spine"]
@@ -317,7 +305,7 @@ async def test_v1_plugins_is_the_json_of_catalyst_plugins(
         "token", "--role", "org-viewer", "--org", "acme", env={"CATALYST_DATA_DIR": str(tmp_path)}
     )
     assert token.returncode == 0, token.stderr
-    async with running(create_app(settings)) as client:
+    async with serving(create_app(settings)) as client:
         anonymous = await client.get("/v1/plugins")
         response = await client.get(
             "/v1/plugins", headers={"Authorization": f"Bearer {token.stdout.strip()}"}
@@ -346,12 +334,12 @@ async def test_every_v1_route_but_webhooks_requires_a_principal(settings: Settin
 async def test_metrics_count_requests_by_route_template_and_report_providers(
     settings: Settings,
 ) -> None:
-    async with running(test_app(settings)) as client:
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
         for _ in range(3):
-            await client.get("/healthz")
-        await client.get("/v1/test/raise/missing")
-        await client.get("/no/such/route")
-        response = await client.get("/metrics")
+            await service.client.get("/healthz")
+        await service.client.get("/v1/test/raise/missing")
+        await service.client.get("/no/such/route")
+        response = await service.client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = response.text
@@ -366,9 +354,9 @@ async def test_metrics_count_requests_by_route_template_and_report_providers(
 
 
 async def test_openapi_document_and_interactive_docs_are_served(settings: Settings) -> None:
-    async with running(test_app(settings)) as client:
-        document = await client.get("/schema/openapi.json")
-        docs = await client.get("/schema/swagger")
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        document = await service.client.get("/schema/openapi.json")
+        docs = await service.client.get("/schema/swagger")
     assert document.status_code == 200
     paths = document.json()["paths"]
     assert {"/healthz", "/readyz", "/v1/plugins", "/v1/test/items"} <= set(paths)
@@ -382,22 +370,22 @@ async def test_openapi_document_and_interactive_docs_are_served(settings: Settin
 
 
 async def test_an_unknown_route_is_a_404_problem(settings: Settings) -> None:
-    async with running(test_app(settings)) as client:
-        response = await client.get("/v1/nothing-here")
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        response = await service.client.get("/v1/nothing-here")
     body = assert_problem(response, 404, "route-not-found")
     assert body["detail"] == "no route matches /v1/nothing-here"
 
 
 async def test_a_wrong_method_is_a_405_problem_with_allow(settings: Settings) -> None:
-    async with running(test_app(settings)) as client:
-        response = await client.post("/healthz")
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        response = await service.client.post("/healthz")
     assert_problem(response, 405, "method-not-allowed")
     assert "GET" in response.headers["allow"]
 
 
 async def test_a_malformed_json_body_is_a_400_problem(settings: Settings) -> None:
-    async with running(test_app(settings)) as client:
-        response = await client.post(
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        response = await service.client.post(
             "/v1/test/items", content=b'{"name": ', headers={"content-type": "application/json"}
         )
     assert_problem(response, 400, "malformed-request")
@@ -406,14 +394,15 @@ async def test_a_malformed_json_body_is_a_400_problem(settings: Settings) -> Non
 async def test_a_body_of_the_wrong_shape_is_a_422_problem_with_pointers(
     settings: Settings,
 ) -> None:
-    async with running(test_app(settings)) as client:
-        response = await client.post("/v1/test/items", json={"name": 7, "count": 1})
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        response = await service.client.post("/v1/test/items", json={"name": 7, "count": 1})
     body = assert_problem(response, 422, "invalid-input")
     assert body["errors"] == [{"pointer": "/name", "message": "Expected `str`, got `int`"}]
 
 
 async def test_an_oversized_body_is_a_413_problem(settings: Settings) -> None:
-    async with running(test_app(settings, max_body_size=64)) as client:
+    app = create_app(settings, manager=with_test_routes(settings), max_body_size=64)
+    async with serving(app) as client:
         small = await client.post("/v1/test/items", json={"name": "a", "count": 1})
         large = await client.post("/v1/test/items", json={"name": "a" * 100, "count": 1})
     assert small.status_code == 201
@@ -435,8 +424,8 @@ async def test_an_oversized_body_is_a_413_problem(settings: Settings) -> None:
 async def test_catalyst_errors_become_problems_with_their_status_and_code(
     settings: Settings, kind: str, status: int, code: str
 ) -> None:
-    async with running(test_app(settings)) as client:
-        response = await client.get(f"/v1/test/raise/{kind}")
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        response = await service.client.get(f"/v1/test/raise/{kind}")
     body = assert_problem(response, status, code)
     assert body["detail"] == RAISED[kind].message
     assert body["code"] == code
@@ -450,8 +439,8 @@ async def test_catalyst_errors_become_problems_with_their_status_and_code(
 async def test_an_unexpected_exception_is_a_500_problem_without_internals(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with running(test_app(settings)) as client:
-        response = await client.get("/v1/test/crash")
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        response = await service.client.get("/v1/test/crash")
     body = assert_problem(response, 500, "internal-error")
     assert SECRET not in response.text
     assert "RuntimeError" not in response.text
@@ -467,8 +456,8 @@ async def test_an_unexpected_exception_is_a_500_problem_without_internals(
 
 
 async def test_an_extension_route_under_v1_is_mounted(settings: Settings) -> None:
-    async with running(test_app(settings)) as client:
-        response = await client.post("/v1/test/items", json={"name": "shop", "count": 2})
+    async with running_service(settings, manager=with_test_routes(settings)) as service:
+        response = await service.client.post("/v1/test/items", json={"name": "shop", "count": 2})
     assert response.status_code == 201
     assert response.json() == {"name": "shop", "count": 2}
 

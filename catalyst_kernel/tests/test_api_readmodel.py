@@ -14,23 +14,20 @@ import httpx
 import pytest
 from attrs import frozen
 
-from catalyst_kernel.api.app import create_app
 from catalyst_kernel.api.auth import bearer_token
 from catalyst_kernel.api.routes.readmodel import _messages, parse_last_event_id
 from catalyst_kernel.api.runtime import Runtime
-from catalyst_kernel.api.server import serve
 from catalyst_kernel.errors import BackendUnavailable, InvalidInput, Unauthenticated
 from catalyst_kernel.identity.dev import DevIdentityProvider
 from catalyst_kernel.model.principal import Principal
-from catalyst_kernel.model.tenancy import Environment, Organization
 from catalyst_kernel.plugins.manager import PluginManager, Slot
 from catalyst_kernel.readside.fanout import KEEPALIVE, EndReason, KeepAlive
-from catalyst_kernel.readside.spine import KeyValue, KvEntry, KvOperation
+from catalyst_kernel.readside.spine import KvEntry, KvOperation
 from catalyst_kernel.settings import Settings
+from catalyst_kernel.testing.service import ApiService, assert_problem, running_service
 
 pytestmark = pytest.mark.anyio
 
-PROBLEMS = "https://catalyst.openova.io/problems/"
 ENV = "acme-dev"
 STATE = f"/v1/environments/{ENV}/state"
 EVENTS = f"/v1/environments/{ENV}/events"
@@ -41,76 +38,16 @@ EVENTS = f"/v1/environments/{ENV}/events"
 # -------------------------------------------------------------------------------------------------
 
 
-@frozen
-class Service:
-    client: httpx.AsyncClient
-    runtime: Runtime
-
-    @property
-    def identity(self) -> DevIdentityProvider:
-        provider = self.runtime.started[Slot.IDENTITY]
-        assert isinstance(provider, DevIdentityProvider)
-        return provider
-
-    def token(self, role: str = "org-viewer", org: str | None = "acme", **kwargs: Any) -> str:
-        return self.identity.mint(f"{role}@{org}", organization=org, role=role, **kwargs)
-
-    def auth(self, role: str = "org-viewer", org: str | None = "acme", **kwargs: Any) -> dict:
-        return {"Authorization": f"Bearer {self.token(role, org, **kwargs)}"}
-
-    async def kv(self, environment: str = ENV) -> KeyValue:
-        spine: Any = self.runtime.started[Slot.SPINE]
-        kv: KeyValue = await spine.key_value(environment)
-        return kv
-
-    async def create_environment(self, name: str = ENV) -> None:
-        environment = Environment.parse(name)
-        directory = self.runtime.directory
-        if await directory.find_organization(environment.organization) is None:
-            await directory.create_organization(
-                Organization(environment.organization), actor="admin"
-            )
-        await directory.create_environment(
-            environment,
-            self.runtime.committer,
-            sovereign="test",
-            repository_url=f"https://git.example/acme/{name}.git",
-            actor="admin",
-        )
-
-
 @pytest.fixture
 def settings(catalyst_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
     return catalyst_settings(data_dir=str(tmp_path))
 
 
-@asynccontextmanager
-async def running(settings: Settings, **runtime_options: Any) -> AsyncIterator[Service]:
-    manager = PluginManager(settings).load(entry_points=())
-    runtime = Runtime(settings, manager, **runtime_options)
-    async with anyio.create_task_group() as group:
-        port = await group.start(serve, create_app(settings, runtime=runtime), "127.0.0.1", 0)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield Service(client, runtime)
-        group.cancel_scope.cancel()
-
-
 @pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[Service]:
-    async with running(settings, sse_keepalive=0.2) as service:
-        await service.create_environment()
+async def service(settings: Settings) -> AsyncIterator[ApiService]:
+    async with running_service(settings, sse_keepalive=0.2) as service:
+        await service.create_environment(ENV)
         yield service
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["type"] == PROBLEMS + code
-    assert body["status"] == status
-    assert body["detail"]
-    assert body["instance"] == response.request.url.path
-    return body
 
 
 def put(value: object) -> bytes:
@@ -175,7 +112,7 @@ class EventReader:
 
 @asynccontextmanager
 async def events(
-    service: Service, headers: dict[str, str], path: str = EVENTS, **params: str
+    service: ApiService, headers: dict[str, str], path: str = EVENTS, **params: str
 ) -> AsyncIterator[EventReader]:
     async with service.client.stream("GET", path, headers=headers, params=params) as response:
         assert response.status_code == 200, (await response.aread()).decode()
@@ -195,7 +132,7 @@ async def events(
     [None, "", "Basic YWxpY2U6c2VjcmV0", "Bearer", "Bearer a b", "Bearer not-a-jwt-token"],
 )
 async def test_a_request_without_a_valid_bearer_token_is_401(
-    service: Service, path: str, authorization: str | None
+    service: ApiService, path: str, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     response = await service.client.get(path, headers=headers)
@@ -207,7 +144,7 @@ async def test_a_request_without_a_valid_bearer_token_is_401(
 
 
 async def test_a_token_of_another_signing_key_is_401_and_not_echoed(
-    service: Service, tmp_path: Path
+    service: ApiService, tmp_path: Path
 ) -> None:
     stranger = DevIdentityProvider(tmp_path / "other" / "key.pem", issuer=service.identity.issuer)
     await stranger.start()
@@ -224,7 +161,7 @@ async def test_without_an_identity_provider_every_request_is_503(
     catalyst_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = catalyst_settings(data_dir=str(tmp_path), providers={"identity": "nobody"})
-    async with running(settings) as service:
+    async with running_service(settings) as service:
         for path in (STATE, EVENTS):
             response = await service.client.get(path, headers={"Authorization": "Bearer x"})
             body = assert_problem(response, 503, "backend-unavailable")
@@ -256,7 +193,7 @@ def test_bearer_token_parsing() -> None:
     ],
 )
 async def test_a_principal_not_allowed_to_read_the_environment_is_403(
-    service: Service, path: str, role: str, org: str, scope: tuple[str, ...]
+    service: ApiService, path: str, role: str, org: str, scope: tuple[str, ...]
 ) -> None:
     headers = service.auth(role, org, environments=scope)
     response = await service.client.get(path, headers=headers)
@@ -266,7 +203,7 @@ async def test_a_principal_not_allowed_to_read_the_environment_is_403(
 
 @pytest.mark.parametrize("path", [STATE, EVENTS])
 async def test_another_organization_cannot_probe_which_environments_exist(
-    service: Service, path: str
+    service: ApiService, path: str
 ) -> None:
     headers = service.auth("org-admin", "globex")
     existing = await service.client.get(path, headers=headers)
@@ -277,7 +214,7 @@ async def test_another_organization_cannot_probe_which_environments_exist(
 
 @pytest.mark.parametrize("path", [STATE, EVENTS])
 async def test_a_missing_environment_is_404_for_an_authorized_caller(
-    service: Service, path: str
+    service: ApiService, path: str
 ) -> None:
     response = await service.client.get(path.replace(ENV, "acme-prod"), headers=service.auth())
     body = assert_problem(response, 404, "not-found")
@@ -291,7 +228,7 @@ async def test_a_missing_environment_is_404_for_an_authorized_caller(
     [("acme-staging", "short forms only"), ("acme", "must be '{organization}-{env_type}'")],
 )
 async def test_a_bad_environment_name_is_422_naming_the_rule(
-    service: Service, path: str, name: str, rule_words: str
+    service: ApiService, path: str, name: str, rule_words: str
 ) -> None:
     response = await service.client.get(path.replace(ENV, name), headers=service.auth())
     body = assert_problem(response, 422, "invalid-name")
@@ -299,8 +236,8 @@ async def test_a_bad_environment_name_is_422_naming_the_rule(
     assert body["field"] == "env"
 
 
-async def test_a_sovereign_admin_reads_any_organization(service: Service) -> None:
-    await (await service.kv()).put("application/web", put({"status": "Running"}))
+async def test_a_sovereign_admin_reads_any_organization(service: ApiService) -> None:
+    await (await service.kv(ENV)).put("application/web", put({"status": "Running"}))
     headers = service.auth("sovereign-admin", None)
     response = await service.client.get(STATE, headers=headers)
     assert response.status_code == 200, response.text
@@ -315,8 +252,8 @@ async def test_a_sovereign_admin_reads_any_organization(service: Service) -> Non
 # -------------------------------------------------------------------------------------------------
 
 
-async def test_state_is_the_snapshot_with_decoded_values(service: Service) -> None:
-    kv = await service.kv()
+async def test_state_is_the_snapshot_with_decoded_values(service: ApiService) -> None:
+    kv = await service.kv(ENV)
     empty = await service.client.get(STATE, headers=service.auth())
     assert empty.status_code == 200, empty.text
     assert empty.headers["content-type"].startswith("application/json")
@@ -347,7 +284,7 @@ async def test_state_is_the_snapshot_with_decoded_values(service: Service) -> No
     }
 
 
-async def test_state_is_in_the_openapi_document(service: Service) -> None:
+async def test_state_is_in_the_openapi_document(service: ApiService) -> None:
     document = (await service.client.get("/schema/openapi.json")).json()
     assert "get" in document["paths"]["/v1/environments/{env}/state"]
     assert "get" in document["paths"]["/v1/environments/{env}/events"]
@@ -358,8 +295,8 @@ async def test_state_is_in_the_openapi_document(service: Service) -> None:
 # -------------------------------------------------------------------------------------------------
 
 
-async def test_changes_arrive_as_sse_messages(service: Service) -> None:
-    kv = await service.kv()
+async def test_changes_arrive_as_sse_messages(service: ApiService) -> None:
+    kv = await service.kv(ENV)
     await kv.put("application/before", put({"status": "Running"}))
     async with events(service, service.auth()) as reader:
         first = await kv.put("application/web", put({"status": "Installing"}))
@@ -384,8 +321,8 @@ async def test_changes_arrive_as_sse_messages(service: Service) -> None:
         }
 
 
-async def test_last_event_id_resumes_with_exactly_the_later_changes(service: Service) -> None:
-    kv = await service.kv()
+async def test_last_event_id_resumes_with_exactly_the_later_changes(service: ApiService) -> None:
+    kv = await service.kv(ENV)
     history = [await kv.put(f"application/app-{i}", put({"n": i})) for i in range(5)]
     resume_after = history[1]
     for headers, params in (
@@ -404,9 +341,9 @@ async def test_last_event_id_resumes_with_exactly_the_later_changes(service: Ser
 
 
 async def test_without_an_id_the_stream_starts_at_the_current_revision(
-    service: Service,
+    service: ApiService,
 ) -> None:
-    kv = await service.kv()
+    kv = await service.kv(ENV)
     await kv.put("application/old", put({}))
     async with events(service, service.auth()) as reader:
         new = await kv.put("application/new", put({}))
@@ -424,7 +361,7 @@ async def test_without_an_id_the_stream_starts_at_the_current_revision(
     ],
 )
 async def test_a_malformed_last_event_id_is_422(
-    service: Service, headers: dict[str, str], params: dict[str, str], field: str
+    service: ApiService, headers: dict[str, str], params: dict[str, str], field: str
 ) -> None:
     response = await service.client.get(
         EVENTS, headers={**service.auth(), **headers}, params=params
@@ -433,8 +370,8 @@ async def test_a_malformed_last_event_id_is_422(
     assert body["field"] == field
 
 
-async def test_a_last_event_id_beyond_the_current_revision_is_422(service: Service) -> None:
-    await (await service.kv()).put("application/web", put({}))
+async def test_a_last_event_id_beyond_the_current_revision_is_422(service: ApiService) -> None:
+    await (await service.kv(ENV)).put("application/web", put({}))
     response = await service.client.get(EVENTS, headers={**service.auth(), "Last-Event-ID": "50"})
     body = assert_problem(response, 422, "invalid-input")
     assert "reload the snapshot" in body["detail"]
@@ -449,7 +386,7 @@ def test_parse_last_event_id() -> None:
         parse_last_event_id(None, "")
 
 
-async def test_keep_alives_are_sent_while_nothing_changes(service: Service) -> None:
+async def test_keep_alives_are_sent_while_nothing_changes(service: ApiService) -> None:
     async with events(service, service.auth()) as reader:
         message = await reader.next(seconds=3)
     assert message is not None
@@ -457,7 +394,7 @@ async def test_keep_alives_are_sent_while_nothing_changes(service: Service) -> N
     assert message.comments == ("keep-alive",)
 
 
-async def test_the_stream_ends_when_the_token_expires(service: Service) -> None:
+async def test_the_stream_ends_when_the_token_expires(service: ApiService) -> None:
     headers = service.auth(ttl=timedelta(seconds=1))
     async with events(service, headers) as reader:
         with anyio.fail_after(5):
@@ -466,11 +403,11 @@ async def test_the_stream_ends_when_the_token_expires(service: Service) -> None:
         assert last.comments == ("the token has expired; reconnect with a new one",)
 
 
-async def test_a_client_that_leaves_is_unsubscribed(service: Service) -> None:
+async def test_a_client_that_leaves_is_unsubscribed(service: ApiService) -> None:
     async with events(service, service.auth()) as reader:
         hub = await service.runtime.hub()
         assert hub.counters()[ENV].subscribers == 1
-        await (await service.kv()).put("application/web", put({}))
+        await (await service.kv(ENV)).put("application/web", put({}))
         await reader.entry()
     for _ in range(250):  # the server notices the disconnection on its own schedule
         if not hub.counters()[ENV].subscribers:

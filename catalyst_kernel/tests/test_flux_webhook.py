@@ -13,17 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 
-from catalyst_kernel.api.app import create_app
 from catalyst_kernel.api.routes.flux_webhook import BadSignature, verify_signature
-from catalyst_kernel.api.runtime import Runtime
-from catalyst_kernel.api.server import serve
 from catalyst_kernel.errors import InvalidInput, SettingsError
 from catalyst_kernel.model.event import Event
-from catalyst_kernel.plugins.manager import PluginManager, Slot
+from catalyst_kernel.plugins.manager import PluginManager
 from catalyst_kernel.readside.flux_events import (
     FLUX_CHANGED,
     event_id,
@@ -35,10 +31,10 @@ from catalyst_kernel.readside.flux_events import (
 from catalyst_kernel.readside.projections import builtin_projections
 from catalyst_kernel.readside.projections.status import flux_state
 from catalyst_kernel.readside.projector import Projector, decode_value
-from catalyst_kernel.readside.spine import Spine
 from catalyst_kernel.settings import Settings
+from catalyst_kernel.testing.service import ApiService, running_service
+from catalyst_kernel.testing.service import assert_problem as assert_api_problem
 
-PROBLEMS = "https://catalyst.openova.io/problems/"
 SECRET = "flux-hmac-secret-0123456789"
 SHA = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345"
 SOURCE = "/sovereigns/test/flux-webhook"
@@ -298,14 +294,11 @@ def settings(catalyst_settings: Callable[..., Settings], tmp_path: Path) -> Sett
 
 
 class Server:
-    def __init__(self, client: httpx.AsyncClient, runtime: Runtime) -> None:
-        self.client = client
-        self.runtime = runtime
+    """The served API, with a Flux notification-controller's way of posting."""
 
-    @property
-    def spine(self) -> Spine:
-        spine: Spine = self.runtime.started[Slot.SPINE]  # type: ignore[assignment]
-        return spine
+    def __init__(self, service: ApiService) -> None:
+        self.client = service.client
+        self.spine = service.runtime.spine
 
     async def post(
         self,
@@ -332,24 +325,12 @@ class Server:
 
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Server]:
-    manager = PluginManager(settings).load(entry_points=())
-    runtime = Runtime(settings, manager)
-    app = create_app(settings, runtime=runtime)
-    async with anyio.create_task_group() as group:
-        port = await group.start(serve, app, "127.0.0.1", 0)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield Server(client, runtime)
-        group.cancel_scope.cancel()
+    async with running_service(settings) as service:
+        yield Server(service)
 
 
 def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["type"] == PROBLEMS + code
-    assert body["status"] == status
-    assert body["detail"]
-    assert body["instance"] == response.request.url.path
+    body = assert_api_problem(response, status, code)
     assert SECRET not in response.text
     return body
 
