@@ -284,6 +284,26 @@ async def test_state_is_the_snapshot_with_decoded_values(service: ApiService) ->
     }
 
 
+async def test_state_follows_every_write_and_shows_non_json_as_null(service: ApiService) -> None:
+    kv = await service.kv(ENV)
+    first = await kv.put("k8s/ConfigMap/acme/a", put({"n": 1}))
+    before = await service.client.get(STATE, headers=service.auth())
+    again = await service.client.get(STATE, headers=service.auth())
+    assert before.content == again.content
+    broken = await kv.put("k8s/ConfigMap/acme/b", b"{not json")
+    after = (await service.client.get(STATE, headers=service.auth())).json()
+    assert after == {
+        "revision": broken,
+        "items": [
+            {"key": "k8s/ConfigMap/acme/a", "value": {"n": 1}, "revision": first},
+            {"key": "k8s/ConfigMap/acme/b", "value": None, "revision": broken},
+        ],
+    }
+    await kv.delete("k8s/ConfigMap/acme/a")
+    final = (await service.client.get(STATE, headers=service.auth())).json()
+    assert [item["key"] for item in final["items"]] == ["k8s/ConfigMap/acme/b"]
+
+
 async def test_state_is_in_the_openapi_document(service: ApiService) -> None:
     document = (await service.client.get("/schema/openapi.json")).json()
     assert "get" in document["paths"]["/v1/environments/{env}/state"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final, cast
 import anyio
 from attrs import frozen
 
+from catalyst_kernel.api.snapshots import SnapshotCache
 from catalyst_kernel.directory import Directory
 from catalyst_kernel.errors import BackendUnavailable
 from catalyst_kernel.health import Readiness, Service
@@ -139,6 +140,8 @@ class Runtime:
         self._committer: PublishingCommitter | None = None
         self._directory: Directory | None = None
         self._provisioner: Provisioner | None = None
+        self.snapshots = SnapshotCache()
+        """Encoded ``/state`` snapshots of this process, by Environment."""
 
     @property
     def started(self) -> Mapping[Slot, Service]:

@@ -24,10 +24,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
-from litestar import MediaType, get
+from litestar import MediaType, Response, get
 from litestar.di import NamedDependency  # noqa: TC002 (Litestar reads annotations)
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import Stream
+from litestar.status_codes import HTTP_200_OK
 
 from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.lookup import (
@@ -43,7 +45,6 @@ from catalyst_kernel.errors import (
 from catalyst_kernel.identity.permissions import Operation, authorize
 from catalyst_kernel.model.principal import Principal  # noqa: TC001 (Litestar reads annotations)
 from catalyst_kernel.readside.fanout import EndReason, Subscription, format_sse, sse_comment
-from catalyst_kernel.readside.projector import decode_value
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -90,16 +91,6 @@ def _visible(entry: KvEntry) -> bool:
     return not entry.key.startswith(INTERNAL_PREFIXES)
 
 
-def _value(raw: bytes | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return decode_value(raw)
-    except (ValueError, RecursionError):
-        # Projections write JSON; anything else is shown as null, as on the event stream.
-        return None
-
-
 def parse_last_event_id(header: str | None, query: str | None) -> int | None:
     """The revision to resume after: the ``Last-Event-ID`` header, else ``lastEventId``.
 
@@ -128,12 +119,19 @@ def parse_last_event_id(header: str | None, query: str | None) -> int | None:
     dependencies=AUTHENTICATED,
     media_type=MediaType.JSON,
     tags=_TAGS,
+    responses={
+        HTTP_200_OK: ResponseSpec(
+            data_container=StateSnapshot,
+            description="The read model at one revision",
+            generate_examples=False,
+        )
+    },
 )
 async def environment_state(
     env: EnvironmentPath,
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
-) -> StateSnapshot:
+) -> Response[bytes]:
     """The Environment's read model (its KV bucket), sorted by key, at one revision.
 
     Open ``/events`` with ``Last-Event-ID: <revision>`` to follow the changes after it.
@@ -142,13 +140,8 @@ async def environment_state(
     authorize(principal, Operation.STATE_READ, environment=environment)
     await require_environment(runtime, environment)
     kv = await runtime.spine.key_value(environment)
-    revision, entries = await kv.snapshot()
-    items = [
-        StateItem(entry.key, _value(entry.value), entry.revision)
-        for entry in entries
-        if _visible(entry)
-    ]
-    return StateSnapshot(revision=revision, items=items)
+    body = await runtime.snapshots.state(environment, kv, _visible)
+    return Response(body, media_type=MediaType.JSON)
 
 
 def _expired(principal: Principal) -> bool:
