@@ -268,3 +268,16 @@ async def test_fifty_concurrent_installs_land_with_linear_history(
     assert (await git("rev-list", "--count", "main")).stdout.strip() == b"51"
     fsck = await git("fsck", "--strict")
     assert fsck.returncode == 0, fsck.stderr
+
+
+@pytest.mark.anyio
+async def test_the_record_names_the_secrets_an_application_reads_without_their_values(
+    provisioner: Provisioner, catalog: CatalogView, tmp_path: Path
+) -> None:
+    await provisioner.install(ENVIRONMENT, wordpress(), catalog, actor="alice")
+    record = (await provisioner.applications(ENVIRONMENT))["marketing-site"]
+    assert record.secrets
+    for name in record.secrets:
+        path = SecretPath("acme", "prod", "marketing-site", name)
+        assert await provisioner.secret_backend.exists(path)
+    assert PASSWORD not in all_blob_text(repository(tmp_path))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -27,11 +27,17 @@ def _dependency_targets(
         check_application_name(target)
 
 
+def _secret_names(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(names)))
+
+
 @frozen
 class Application:
     """What the Environment repository holds for one Application.
 
     ``dependencies`` maps each dependency alias of the Blueprint to the Application that serves it.
+    ``secrets`` names the secrets it reads from the secret backend (at
+    ``org/<org>/env/<type>/<name>/<secret>``); their values are never here.
     """
 
     name: str = field(validator=name_rule(check_application_name))
@@ -41,3 +47,4 @@ class Application:
     config: Mapping[str, Any] = field(factory=dict)
     overlay: SizingOverlay | None = None
     dependencies: Mapping[str, str] = field(factory=dict, validator=_dependency_targets)
+    secrets: tuple[str, ...] = field(default=(), converter=_secret_names)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import yaml
 from attrs import field, frozen
 from semantic_version import NpmSpec, Version
@@ -346,6 +347,8 @@ class Provisioner:
         application: Application,
         depends_on: tuple[str, ...],
         catalog: CatalogView,
+        *,
+        keep_secrets: Sequence[str] = (),
     ) -> tuple[list[FileChange], list[tuple[SecretPath, Mapping[str, str]]]]:
         organization, env_type = split_environment_name(environment)
         secrets: list[tuple[SecretPath, Mapping[str, str]]] = []
@@ -354,6 +357,13 @@ class Provisioner:
             path = SecretPath(organization, env_type, application.name, secret.name)
             secrets.append((path, {"value": str(secret.value)}))
             references[secret.name] = str(path)
+        # Secrets the Application already reads and this operation does not set again keep
+        # their stored values (an update need not re-send a password).
+        for name in keep_secrets:
+            if name not in references:
+                path = SecretPath(organization, env_type, application.name, name)
+                references[name] = str(path)
+        application = attrs.evolve(application, secrets=tuple(references))
         store = (
             await self.secret_backend.store_reference(organization, env_type) if secrets else None
         )
@@ -561,7 +571,12 @@ class Provisioner:
             dependencies=dependencies,
         )
         new_files, secrets = await self._compose(
-            environment, root, application, tuple(sorted(set(dependencies.values()))), catalog
+            environment,
+            root,
+            application,
+            tuple(sorted(set(dependencies.values()))),
+            catalog,
+            keep_secrets=current.secrets,
         )
         old_paths = set(await self.committer.list_files(environment, f"applications/{name}/"))
         old_paths.add(flux_kustomization_path(name))
