@@ -37,6 +37,12 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/environments/{env}/applications"): INSTALL,
     ("PATCH", "/v1/environments/{env}/applications/{app}"): {"config": {}},
     ("POST", "/v1/organizations/{org}/environments"): {"envType": "prod"},
+    ("PUT", "/v1/environments/{env}/policy"): {
+        "metadata": {"name": "acme-dev-policy"},
+        "spec": {"appliesTo": {"environments": ["acme-dev"]}, "rules": []},
+    },
+    ("POST", "/v1/environments/{env}/applications/{app}/rollback"): {"to": "0" * 40},
+    ("PUT", "/v1/organizations/{org}/blocked-versions"): {"items": []},
 }
 # Not scoped by the caller's Organization: authenticated by an HMAC signature per Environment.
 SIGNED = ("/v1/webhooks/",)

@@ -20,8 +20,8 @@ import anyio.from_thread
 import httpx
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 
 from catalyst_kernel.api.app import create_app
 from catalyst_kernel.settings import Settings
@@ -100,7 +100,8 @@ def served() -> Iterator[tuple[str, dict[str, str]]]:
         assert served.ready.wait(60), "the service did not start"
         if served.error is not None:
             raise served.error
-        assert served.service is not None and served.portal is not None
+        assert served.service is not None
+        assert served.portal is not None
         service = served.service
         headers = service.auth("org-admin", "acme", groups=["team-platform"])
         try:

@@ -61,13 +61,18 @@ class Directory:
     # --- Organizations ---------------------------------------------------------------------------
 
     async def create_organization(
-        self, organization: Organization, *, actor: str
+        self, organization: Organization, *, actor: str, policy_delegated: bool = False
     ) -> OrganizationRecord:
         """Record a new Organization.
 
         :raises Conflict: it exists already.
         """
-        record = OrganizationRecord(organization.name, dict(organization.labels), created_by=actor)
+        record = OrganizationRecord(
+            organization.name,
+            dict(organization.labels),
+            created_by=actor,
+            policy_delegated=policy_delegated,
+        )
         try:
             await self._kv.create(f"{_ORGANIZATIONS}{organization.name}", _encode(record))
         except Conflict:

@@ -7,13 +7,14 @@ problem details in one place and the CLI prints them as one line.  Each type car
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "BackendUnavailable",
+    "BlockedVersionError",
     "CatalystError",
     "Conflict",
     "FieldProblem",
@@ -22,6 +23,7 @@ __all__ = [
     "InvalidName",
     "NotFound",
     "PluginError",
+    "PolicyRefused",
     "SettingsError",
     "Unauthenticated",
 ]
@@ -40,6 +42,11 @@ class CatalystError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+    @property
+    def extensions(self) -> Mapping[str, Any]:
+        """Further members of the problem document this error becomes (RFC 9457 extensions)."""
+        return {}
 
     def __str__(self) -> str:
         return self.message
@@ -121,6 +128,27 @@ class Conflict(CatalystError):
     """The request conflicts with the current state (already exists, concurrent change, in use)."""
 
     code = "conflict"
+
+
+class BlockedVersionError(Conflict):
+    """A Blueprint version the Organization has blocked (install, update, promotion)."""
+
+    code = "blocked-version"
+
+
+class PolicyRefused(Conflict):
+    """The EnvironmentPolicy does not let the change merge (yet); ``verdict`` explains why and
+    when it can next pass."""
+
+    code = "policy-refused"
+
+    def __init__(self, message: str, *, verdict: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+
+    @property
+    def extensions(self) -> Mapping[str, Any]:
+        return {"verdict": self.verdict}
 
 
 class Unauthenticated(CatalystError):

@@ -9,6 +9,7 @@ malformed or invalid body, body too large) get the same shape, and anything unex
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
@@ -154,6 +155,7 @@ def _catalyst_error(request: Request[Any, Any, Any], exc: CatalystError) -> Resp
             instance=request.url.path,
             field=exc.field,
             errors=problems,
+            **exc.extensions,
         ),
         headers=headers,
     )
@@ -167,12 +169,36 @@ def _validation_problems(exc: ValidationException) -> list[FieldProblem]:
             continue
         key = item.get("key")
         source = item.get("source")
+        message = str(item.get("message", "invalid value"))
         # Body fields are located in the body; other parameters by their source (query, path…).
         parts: list[str] = [] if source in (None, "body") else [str(source)]
-        if key:
+        if key == "data" and source in (None, "body"):
+            # The whole body failed to decode: msgspec says where (``… - at `$.items[0]```).
+            message, body_parts = _body_location(message)
+            parts.extend(body_parts)
+        elif key:
             parts.extend(str(key).split("."))
-        found.append(FieldProblem.at(parts, str(item.get("message", "invalid value"))))
+        found.append(FieldProblem.at(parts, message))
     return found
+
+
+_AT: Final = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$")
+_MISSING: Final = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_STEP: Final = re.compile(r"\.([^.\[]+)|\[(\d+|'[^']*'|\"[^\"]*\")\]")
+
+
+def _body_location(message: str) -> tuple[str, list[str]]:
+    """The message and JSON pointer parts of a msgspec error about a request body."""
+    parts: list[str] = []
+    matched = _AT.match(message)
+    if matched:
+        message = matched.group("message")
+        for name, index in _STEP.findall(matched.group("path")):
+            parts.append(name or index.strip("'\""))
+    missing = _MISSING.match(message)
+    if missing:
+        parts.append(missing.group("field"))
+    return message, parts
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -18,9 +18,12 @@ from catalyst_kernel.directory import Directory
 from catalyst_kernel.errors import BackendUnavailable
 from catalyst_kernel.health import Readiness, Service
 from catalyst_kernel.plugins.manager import PluginManager, Slot
+from catalyst_kernel.promotion.changes import ChangeDesk, Clock, utc_now
+from catalyst_kernel.promotion.evaluation import PolicyEvaluator
 from catalyst_kernel.provisioning.provisioner import Provisioner
 from catalyst_kernel.provisioning.publishing import PublishingCommitter
 from catalyst_kernel.readside.fanout import FanoutHub
+from catalyst_kernel.readside.projections.timeline import KvTimelineReader
 from catalyst_kernel.readside.projector import Projector
 
 if TYPE_CHECKING:
@@ -140,6 +143,9 @@ class Runtime:
         self._committer: PublishingCommitter | None = None
         self._directory: Directory | None = None
         self._provisioner: Provisioner | None = None
+        self.clock: Clock = utc_now
+        """The time policy rules see (tests set it; nothing else reads time for decisions)."""
+        self._changes: ChangeDesk | None = None
         self.snapshots = SnapshotCache()
         """Encoded ``/state`` snapshots of this process, by Environment."""
 
@@ -225,6 +231,7 @@ class Runtime:
                 logger.exception("commit listener %r failed", listener)
 
     def _unwire(self) -> None:
+        self._changes = None
         self._directory = None
         self._committer = None
         self._provisioner = None
@@ -286,6 +293,21 @@ class Runtime:
                 composers=self.manager.manifest_composers(),
             )
         return self._provisioner
+
+    @property
+    def changes(self) -> ChangeDesk:
+        """Change requests under the destination's policy. :raises BackendUnavailable:"""
+        if self._changes is None:
+            spine = self.spine
+            self._changes = ChangeDesk(
+                provisioner=self.provisioner,
+                directory=self.directory,
+                directory_kv=spine.directory,
+                evaluator=PolicyEvaluator(self.manager.policy_rule_kinds()),
+                timeline=KvTimelineReader(spine.key_value),
+                clock=lambda: self.clock(),
+            )
+        return self._changes
 
     async def _run_background(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED

@@ -13,11 +13,13 @@ from attrs import field, frozen
 from catalyst_kernel.errors import InvalidInput
 from catalyst_kernel.model.names import check_environment_name
 from catalyst_kernel.plugins.markers import hookimpl
+from catalyst_kernel.promotion.kinds import builtin_rule_kinds
 from catalyst_kernel.provisioning.composers import builtin_composers
 from catalyst_kernel.readside.projections import builtin_projections
 
 if TYPE_CHECKING:
     from catalyst_kernel.plugins.context import HookContext
+    from catalyst_kernel.promotion.rules import RuleKind
     from catalyst_kernel.provisioning.composer import ManifestComposer
     from catalyst_kernel.readside.projection import Projection
 
@@ -81,3 +83,9 @@ def catalyst_projections(ctx: HookContext) -> list[Projection]:
 def catalyst_manifest_composers(ctx: HookContext) -> list[ManifestComposer]:
     """Namespace, values, Helm chart or Kustomize base, Flux Kustomization, secrets, claims."""
     return builtin_composers()
+
+
+@hookimpl
+def catalyst_policy_rule_kinds(ctx: HookContext) -> list[RuleKind]:
+    """``pr-required``, ``soak``, ``change-window`` and ``freeze`` (see ``docs/policy.md``)."""
+    return builtin_rule_kinds()

@@ -17,7 +17,7 @@ from catalyst_kernel.model.principal import Principal, Role
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["MATRIX", "Operation", "allowed", "authorize", "render_matrix"]
+__all__ = ["DELEGABLE", "MATRIX", "Operation", "allowed", "authorize", "render_matrix"]
 
 
 class Operation(enum.StrEnum):
@@ -91,15 +91,29 @@ MATRIX: Final[Mapping[Role, frozenset[Operation]]] = {
 }
 
 
+DELEGABLE: Final[Mapping[Operation, frozenset[Role]]] = {
+    # A sovereign-admin may delegate editing an Organization's EnvironmentPolicies to its admins
+    # (the Organization's ``policyDelegated``).
+    Operation.POLICY_WRITE: frozenset({Role.ORG_ADMIN}),
+}
+
+
 def allowed(
     principal: Principal,
     operation: Operation,
     *,
     organization: str | None = None,
     environment: str | None = None,
+    delegated: bool = False,
 ) -> bool:
-    """Whether ``principal`` may perform ``operation`` on ``organization``/``environment``."""
-    if not any(operation in MATRIX[role] for role in principal.roles):
+    """Whether ``principal`` may perform ``operation`` on ``organization``/``environment``.
+
+    :param delegated: the target Organization delegates ``operation`` (:data:`DELEGABLE`).
+    """
+    granted = any(operation in MATRIX[role] for role in principal.roles)
+    if not granted and delegated:
+        granted = bool(DELEGABLE.get(operation, frozenset()) & principal.roles)
+    if not granted:
         return False
     if principal.is_sovereign_admin:
         return True
@@ -123,10 +137,17 @@ def authorize(
     *,
     organization: str | None = None,
     environment: str | None = None,
+    delegated: bool = False,
 ) -> None:
     """Raise :class:`Forbidden` unless :func:`allowed`; the message never reveals whether the
     target exists."""
-    if not allowed(principal, operation, organization=organization, environment=environment):
+    if not allowed(
+        principal,
+        operation,
+        organization=organization,
+        environment=environment,
+        delegated=delegated,
+    ):
         target = environment or organization or "this Sovereign"
         raise Forbidden(f"{principal.subject} may not {operation.value} in {target}")
 
@@ -139,6 +160,13 @@ def render_matrix() -> str:
         "|---|" + "---|" * len(roles),
     ]
     for operation in Operation:
-        cells = ("✓" if operation in MATRIX[role] else "·" for role in roles)
+        cells = (
+            "✓"
+            if operation in MATRIX[role]
+            else "delegated"
+            if role in DELEGABLE.get(operation, frozenset())
+            else "·"
+            for role in roles
+        )
         lines.append(f"| `{operation.value}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -87,6 +87,8 @@ class OrganizationRecord:
     labels: Mapping[str, str] = field(factory=dict)
     created: datetime = field(factory=_now)
     created_by: str = field(default="catalyst", validator=non_empty)
+    policy_delegated: bool = False
+    """Its org-admins may edit its Environments' EnvironmentPolicies (set by a sovereign-admin)."""
 
     def as_organization(self) -> Organization:
         return Organization(self.name, self.labels)

@@ -93,12 +93,19 @@ class ChangeStatus(enum.StrEnum):
 
 @frozen
 class Approval:
-    """An approval of one revision of a change; ``groups`` are the approver's teams then."""
+    """An approval of one revision of a change; ``groups`` are the approver's teams then.
+
+    ``reason`` and ``expires`` make it a break-glass approval for a ``freeze`` rule (who breaks
+    a freeze must say why, and the override ends at ``expires``); ordinary approvals leave them
+    ``None``. Committers store and return both unchanged.
+    """
 
     approver: str
     revision: int
     time: datetime
     groups: frozenset[str] = frozenset()
+    reason: str | None = None
+    expires: datetime | None = None
 
 
 @frozen

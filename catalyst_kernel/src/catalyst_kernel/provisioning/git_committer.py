@@ -622,6 +622,33 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+def _approval_json(approval: Approval) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "approver": approval.approver,
+        "revision": approval.revision,
+        "time": _time(approval.time),
+        "groups": sorted(approval.groups),
+    }
+    # Only break-glass approvals carry these; ordinary ones keep their earlier shape.
+    if approval.reason is not None:
+        document["reason"] = approval.reason
+    if approval.expires is not None:
+        document["expires"] = _time(approval.expires)
+    return document
+
+
+def _parse_approval(document: Mapping[str, Any]) -> Approval:
+    expires = document.get("expires")
+    return Approval(
+        approver=document["approver"],
+        revision=document["revision"],
+        time=datetime.fromisoformat(document["time"]),
+        groups=frozenset(document["groups"]),
+        reason=document.get("reason"),
+        expires=None if expires is None else datetime.fromisoformat(expires),
+    )
+
+
 def _record_json(record: _Record) -> bytes:
     change = record.change
     document: dict[str, Any] = {
@@ -637,15 +664,7 @@ def _record_json(record: _Record) -> bytes:
         "base": change.base,
         "created": _time(change.created),
         "updated": _time(change.updated),
-        "approvals": [
-            {
-                "approver": approval.approver,
-                "revision": approval.revision,
-                "time": _time(approval.time),
-                "groups": sorted(approval.groups),
-            }
-            for approval in change.approvals
-        ],
+        "approvals": [_approval_json(approval) for approval in change.approvals],
         "merge_commit": change.merge_commit,
         "applications": [
             {
@@ -686,15 +705,7 @@ def _parse_record(data: bytes) -> _Record:
         base=document["base"],
         created=datetime.fromisoformat(document["created"]),
         updated=datetime.fromisoformat(document["updated"]),
-        approvals=tuple(
-            Approval(
-                approver=a["approver"],
-                revision=a["revision"],
-                time=datetime.fromisoformat(a["time"]),
-                groups=frozenset(a["groups"]),
-            )
-            for a in document["approvals"]
-        ),
+        approvals=tuple(_parse_approval(a) for a in document["approvals"]),
         merge_commit=document["merge_commit"],
         applications=tuple(
             ApplicationChange(
@@ -734,6 +745,18 @@ def _check_approval(approval: Approval) -> None:
         raise InvalidInput("an approval names a revision (1 or more)", field="approval.revision")
     if approval.time.tzinfo is None:
         raise InvalidInput("an approval time must carry a time zone", field="approval.time")
+    if approval.reason is not None and (
+        not isinstance(approval.reason, str) or not approval.reason.strip()
+    ):
+        raise InvalidInput(
+            "an approval's reason must be non-empty text when given", field="approval.reason"
+        )
+    if approval.expires is not None and (
+        not isinstance(approval.expires, datetime) or approval.expires.tzinfo is None
+    ):
+        raise InvalidInput(
+            "an approval's expiry must be a date-time with a time zone", field="approval.expires"
+        )
 
 
 # -------------------------------------------------------------------------------------------------

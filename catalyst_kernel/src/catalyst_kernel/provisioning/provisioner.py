@@ -215,7 +215,13 @@ class Provisioner:
 
     async def application(self, environment: str, name: str) -> Application | None:
         """One Application's record, or ``None``."""
-        content = await self.committer.read_file(environment, _record_path(name))
+        return await self.application_at(environment, name, None)
+
+    async def application_at(
+        self, environment: str, name: str, ref: str | None
+    ) -> Application | None:
+        """One Application's record at commit ``ref`` (default: head), or ``None``."""
+        content = await self.committer.read_file(environment, _record_path(name), ref=ref)
         return None if content is None else _parse_record(content, _record_path(name))
 
     async def _of_blueprint(self, environment: str, blueprint: str) -> dict[str, Application]:
@@ -364,15 +370,41 @@ class Provisioner:
                 path = SecretPath(organization, env_type, application.name, name)
                 references[name] = str(path)
         application = attrs.evolve(application, secrets=tuple(references))
+        return await self.render(environment, application, catalog, depends_on=depends_on), secrets
+
+    async def render(
+        self,
+        environment: str,
+        application: Application,
+        catalog: CatalogView,
+        *,
+        depends_on: Sequence[str] | None = None,
+    ) -> list[FileChange]:
+        """Every file of ``application`` in ``environment``: the composers' manifests, its
+        record and its index entries, with secret references (``application.secrets``) at the
+        Environment's paths. Nothing is read from or written to the repository.
+
+        :param depends_on: its Flux ``dependsOn`` (default: the Applications of its
+            ``dependencies``).
+        """
+        organization, env_type = split_environment_name(environment)
+        references = {
+            name: str(SecretPath(organization, env_type, application.name, name))
+            for name in application.secrets
+        }
         store = (
-            await self.secret_backend.store_reference(organization, env_type) if secrets else None
+            await self.secret_backend.store_reference(organization, env_type)
+            if references
+            else None
         )
-        loaded = catalog.loaded(node.name, node.version)
+        if depends_on is None:
+            depends_on = sorted(set(application.dependencies.values()))
+        loaded = catalog.loaded(application.blueprint, application.version)
         composition = CompositionRequest(
             sovereign=self.sovereign,
             application=application,
             blueprint=loaded.blueprint,
-            depends_on=depends_on,
+            depends_on=tuple(depends_on),
             files=loaded.files,
             secrets=references,
             secret_store=store,
@@ -382,7 +414,40 @@ class Provisioner:
             FileChange(_record_path(application.name), FileAction.ADD, _record(application))
         )
         files.extend(_index_files(application))
-        return files, secrets
+        return files
+
+    async def owned_paths(
+        self, environment: str, application: Application, ref: str | None = None
+    ) -> set[str]:
+        """The repository paths that belong to ``application`` at ``ref`` (default: head)."""
+        paths = set(
+            await self.committer.list_files(environment, f"applications/{application.name}/", ref)
+        )
+        paths.add(flux_kustomization_path(application.name))
+        paths.update(change.path for change in _index_files(application))
+        return paths
+
+    async def changes_to(
+        self,
+        environment: str,
+        wanted: Sequence[FileChange],
+        current: Application | None,
+    ) -> list[FileChange]:
+        """The file changes that turn ``current``'s files in ``environment`` into ``wanted``
+        (adds, modifications of changed content, deletions of paths no longer wanted)."""
+        old_paths = set() if current is None else await self.owned_paths(environment, current)
+        files: list[FileChange] = []
+        for change in wanted:
+            old = await self.committer.read_file(environment, change.path)
+            if old is not None:
+                if old.decode() == change.content:
+                    continue
+                files.append(FileChange(change.path, FileAction.MODIFY, change.content))
+            else:
+                files.append(FileChange(change.path, FileAction.ADD, change.content))
+        new_paths = {change.path for change in wanted}
+        files.extend(FileChange(path, FileAction.DELETE) for path in sorted(old_paths - new_paths))
+        return files
 
     async def _install_operation(
         self,
@@ -578,20 +643,7 @@ class Provisioner:
             catalog,
             keep_secrets=current.secrets,
         )
-        old_paths = set(await self.committer.list_files(environment, f"applications/{name}/"))
-        old_paths.add(flux_kustomization_path(name))
-        old_paths.update(change.path for change in _index_files(current))
-        files: list[FileChange] = []
-        for change in new_files:
-            if change.path in old_paths:
-                old = await self.committer.read_file(environment, change.path)
-                if old is not None and old.decode() == change.content:
-                    continue
-                files.append(FileChange(change.path, FileAction.MODIFY, change.content))
-            else:
-                files.append(change)
-        new_paths = {change.path for change in new_files}
-        files.extend(FileChange(path, FileAction.DELETE) for path in sorted(old_paths - new_paths))
+        files = await self.changes_to(environment, new_files, current)
         if not files:
             raise Conflict(f"{name} already has this config and version: nothing to change")
         operation_id = str(uuid.uuid4())

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+import attrs
+
 from catalyst_kernel.errors import BackendUnavailable
 from catalyst_kernel.model.event import Event
 from catalyst_kernel.readside.event_types import CHANGE_PREFIX, COMMIT
@@ -217,7 +219,15 @@ class PublishingCommitter:
     ) -> ChangeRequest:
         change = await self.inner.approve_change(environment, change_id, approval)
         extra = {"approver": approval.approver, "groups": sorted(approval.groups)}
-        await self._publish(environment, change_event(self.source, change, "approved", extra))
+        event = change_event(self.source, change, "approved", extra)
+        if approval.reason is not None:
+            # A break-glass approval: its reason and expiry go into the audit trail, not into
+            # the event id (free text has no place in an id).
+            data = {**event.data, "reason": approval.reason}
+            if approval.expires is not None:
+                data["expires"] = approval.expires.isoformat()
+            event = attrs.evolve(event, data=data)
+        await self._publish(environment, event)
         return change
 
     async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:

@@ -748,6 +748,34 @@ class CommitterConformance(SlotConformance):
         assert sorted(next(iter(again.approvals)).groups) == ["ops"]
 
     @pytest.mark.anyio
+    async def test_break_glass_reason_and_expiry_round_trip(
+        self, committer_factory: CommitterFactory
+    ) -> None:
+        async with committer_factory() as committer:
+            await self.create(committer)
+            change = await committer.open_change(self.request(self.add("a/one.yaml")), "One")
+            now = datetime.now(UTC).replace(microsecond=0)
+            glass = Approval(
+                "bob",
+                1,
+                now,
+                frozenset({"team-sre"}),
+                reason="INC-42: checkout is down",
+                expires=now + timedelta(hours=4),
+            )
+            await committer.approve_change(self.environment, change.id, glass)
+            await committer.approve_change(
+                self.environment, change.id, Approval("carol", 1, now, frozenset({"ops"}))
+            )
+        async with committer_factory() as committer:
+            stored = await committer.get_change(self.environment, change.id)
+            by_approver = {approval.approver: approval for approval in stored.approvals}
+            assert by_approver["bob"].reason == "INC-42: checkout is down"
+            assert by_approver["bob"].expires == now + timedelta(hours=4)
+            assert by_approver["bob"].groups == frozenset({"team-sre"})
+            assert (by_approver["carol"].reason, by_approver["carol"].expires) == (None, None)
+
+    @pytest.mark.anyio
     async def test_merge_applies_the_change_as_one_commit(self, provider: Committer) -> None:
         await self.create(provider)
         change = await provider.open_change(

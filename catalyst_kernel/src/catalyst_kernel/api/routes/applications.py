@@ -53,7 +53,9 @@ from catalyst_kernel.errors import InvalidInput, InvalidName, NotFound
 from catalyst_kernel.identity.permissions import Operation, authorize
 from catalyst_kernel.model.convert import structure, unstructure
 from catalyst_kernel.model.names import check_blueprint_name, split_environment_name
+from catalyst_kernel.model.plan import InstallPlan, PlanAction
 from catalyst_kernel.model.principal import Principal  # noqa: TC001
+from catalyst_kernel.promotion.policies import check_not_blocked, read_blocked_versions
 from catalyst_kernel.provisioning.provisioner import InstallRequest
 from catalyst_kernel.readside.projections.timeline import KvTimelineReader
 
@@ -111,6 +113,20 @@ async def _catalog_for(catalog: CatalogHolder, environment: str) -> CatalogView:
     """The catalog as the Environment's Organization sees it: what may be installed there."""
     organization, _ = split_environment_name(environment)
     return (await catalog.catalog()).view(organization)
+
+
+async def _refuse_blocked(runtime: Runtime, environment: str, plan: InstallPlan) -> None:
+    """:raises BlockedVersionError: the plan brings in a version the Organization blocked."""
+    organization, _ = split_environment_name(environment)
+    blocked = await read_blocked_versions(await runtime.spine.directory(), organization)
+    check_not_blocked(
+        blocked,
+        (
+            (app.name, app.blueprint, app.version)
+            for app in plan.applications
+            if app.action is not PlanAction.REUSE
+        ),
+    )
 
 
 def _commit_document(commit: Any) -> dict[str, Any]:
@@ -176,10 +192,12 @@ async def install_application(
     request = _install_request(data)
     authorize(principal, Operation.APPLICATIONS_INSTALL, environment=environment)
     await require_environment(runtime, environment)
-    plan, commit = await runtime.provisioner.install(
+    operation = await runtime.provisioner.plan_install(
         environment, request, await _catalog_for(catalog, environment), actor=principal.subject
     )
-    return {"plan": unstructure(plan), "commit": _commit_document(commit)}
+    await _refuse_blocked(runtime, environment, operation.plan)
+    commit = await runtime.provisioner.apply(operation)
+    return {"plan": unstructure(operation.plan), "commit": _commit_document(commit)}
 
 
 # -------------------------------------------------------------------------------------------------
@@ -230,7 +248,7 @@ async def update_application(
         raise InvalidInput("an update changes config, version or both", field="config")
     authorize(principal, Operation.APPLICATIONS_UPDATE, environment=environment)
     await require_environment(runtime, environment)
-    plan, commit = await runtime.provisioner.update(
+    operation = await runtime.provisioner.plan_update(
         environment,
         name,
         await _catalog_for(catalog, environment),
@@ -238,7 +256,9 @@ async def update_application(
         version=data.version,
         actor=principal.subject,
     )
-    return {"plan": unstructure(plan), "commit": _commit_document(commit)}
+    await _refuse_blocked(runtime, environment, operation.plan)
+    commit = await runtime.provisioner.apply(operation)
+    return {"plan": unstructure(operation.plan), "commit": _commit_document(commit)}
 
 
 @delete(_APPLICATION, dependencies=AUTHENTICATED, tags=_TAGS, status_code=HTTP_200_OK)

@@ -57,6 +57,7 @@ class NewOrganization(msgspec.Struct, forbid_unknown_fields=True):
 
     name: str
     labels: dict[str, str] = msgspec.field(default_factory=dict)
+    policy_delegated: bool = msgspec.field(default=False, name="policyDelegated")
 
 
 class NewEnvironment(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
@@ -127,7 +128,9 @@ async def create_organization(
     # recorded Organization always has its users' home; preparing is idempotent, so a retry
     # after a failure here or a lost race below is harmless.
     await identity_provider(runtime).provision_organization(organization)
-    record = await runtime.directory.create_organization(organization, actor=principal.subject)
+    record = await runtime.directory.create_organization(
+        organization, actor=principal.subject, policy_delegated=data.policy_delegated
+    )
     return _organization_document(record)
 
 

@@ -186,6 +186,9 @@ def fact_entries(event: Event) -> list[tuple[str, dict[str, Any]]]:
             "revision": data.get("revision"),
             "groups": sorted(g for g in data.get("groups") or () if isinstance(g, str)),
         }
+        if isinstance(data.get("reason"), str):
+            # A break-glass approval (freeze): why, and until when.
+            detail["breakGlass"] = {"reason": data["reason"], "expires": data.get("expires")}
         facts.extend(
             (name, {"kind": "approval", "detail": detail})
             for name in sorted({a for a in applications if isinstance(a, str) and a})

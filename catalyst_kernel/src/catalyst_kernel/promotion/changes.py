@@ -1,0 +1,296 @@
+"""Change requests under the destination's EnvironmentPolicy: one evaluation path (SPEC §5.4).
+
+Whatever opened a change (a promotion, a rollback, the console, a Git change ref, a Gitea pull
+request), :class:`ChangeDesk` is what evaluates it, records approvals and merges it. A verdict is
+the policy's rules (plus the Organization-wide freezes of sibling Environments) and two checks of
+its own:
+
+* ``dependencies``: what a promotion recorded as required in the destination (a dependency
+  missing or older there, not bundled) is there now, at that version or later;
+* ``blocked-versions``: no Application of the change is at a version the Organization blocked.
+
+Merging evaluates again, refuses with :class:`PolicyRefused` (409, the verdict attached) unless
+every rule passes, and merges exactly the revision it evaluated: a change updated meanwhile is
+evaluated again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+import anyio
+import attrs
+from semantic_version import Version
+
+from catalyst_kernel.errors import Conflict, InvalidInput, PolicyRefused
+from catalyst_kernel.model.convert import structure, unstructure
+from catalyst_kernel.model.names import check_environment_name, split_environment_name
+from catalyst_kernel.promotion.policies import blocked_reason, read_blocked_versions, read_policy
+from catalyst_kernel.promotion.rules import RuleContext, RuleVerdict
+from catalyst_kernel.provisioning.committer import (
+    ApplicationAction,
+    Approval,
+    ChangeRequest,
+    ChangeStatus,
+    CommitInfo,
+)
+from catalyst_kernel.provisioning.promotion import ChangeProposal, Requirement, propose
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from catalyst_kernel.directory import Directory
+    from catalyst_kernel.model.policy import PolicyRule
+    from catalyst_kernel.model.principal import Principal
+    from catalyst_kernel.promotion.evaluation import PolicyEvaluator, Verdict
+    from catalyst_kernel.promotion.rules import TimelineReader
+    from catalyst_kernel.provisioning.provisioner import Provisioner
+    from catalyst_kernel.readside.spine import KeyValue
+
+__all__ = ["BLOCKED_VERSIONS_CHECK", "DEPENDENCIES_CHECK", "ChangeDesk", "Clock", "utc_now"]
+
+Clock = Callable[[], datetime]
+DEPENDENCIES_CHECK: Final = "dependencies"
+BLOCKED_VERSIONS_CHECK: Final = "blocked-versions"
+_REQUIREMENTS: Final = "change-requirements/"
+_MAX_REASON: Final = 500
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChangeDesk:
+    """Evaluates, approves, merges and closes change requests; opens promotions and rollbacks.
+
+    :param provisioner: the write side (its committer publishes what it does).
+    :param directory: the Sovereign's directory (sibling Environments).
+    :param directory_kv: the directory bucket (blocked versions, recorded requirements).
+    :param evaluator: the policy evaluator over the registered rule kinds.
+    :param timeline: the read model's Application timelines (soak evidence).
+    :param clock: the time rules see; tests inject one.
+    """
+
+    def __init__(
+        self,
+        *,
+        provisioner: Provisioner,
+        directory: Directory,
+        directory_kv: Callable[[], Awaitable[KeyValue]],
+        evaluator: PolicyEvaluator,
+        timeline: TimelineReader,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.provisioner = provisioner
+        self.committer = provisioner.committer
+        self.directory = directory
+        self._directory_kv = directory_kv
+        self.evaluator = evaluator
+        self.timeline = timeline
+        self.clock = clock
+        self._merging: dict[str, anyio.Lock] = {}
+
+    # --- opening ---------------------------------------------------------------------------------
+
+    async def open(self, proposal: ChangeProposal) -> ChangeRequest:
+        """Open the proposal's change request, recording what it requires of the destination."""
+        change = await propose(self.provisioner, proposal)
+        if proposal.requires:
+            kv = await self._directory_kv()
+            body = json.dumps(unstructure(list(proposal.requires))).encode()
+            await kv.put(self._requirements_key(change), body)
+        return change
+
+    @staticmethod
+    def _requirements_key(change: ChangeRequest) -> str:
+        return f"{_REQUIREMENTS}{change.environment}/{change.id}"
+
+    async def _requirements(self, change: ChangeRequest) -> list[Requirement]:
+        kv = await self._directory_kv()
+        entry = await kv.get(self._requirements_key(change))
+        if entry is None or entry.value is None:
+            return []
+        return structure(json.loads(entry.value), list[Requirement], what="requirements")
+
+    # --- evaluating ------------------------------------------------------------------------------
+
+    async def _organization_rules(self, environment: str) -> list[PolicyRule]:
+        organization, _ = split_environment_name(environment)
+        rules: list[PolicyRule] = []
+        for sibling in await self.directory.environments(organization):
+            if sibling.name == environment:
+                continue
+            try:
+                policy = await read_policy(self.committer, sibling.name)
+            except InvalidInput:
+                continue  # a broken sibling policy is that Environment's problem, not this one's
+            rules.extend(
+                rule
+                for rule in policy.spec.rules
+                if rule.kind == "freeze" and rule.params.get("scope") == "organization"
+            )
+        return rules
+
+    async def _dependencies(self, change: ChangeRequest) -> RuleVerdict | None:
+        requirements = await self._requirements(change)
+        if not requirements:
+            return None
+        missing = []
+        for requirement in requirements:
+            present = await self.provisioner.application(
+                change.environment, requirement.application
+            )
+            if present is None or Version(present.version) < Version(requirement.version):
+                missing.append(
+                    {
+                        "application": requirement.application,
+                        "blueprint": requirement.blueprint,
+                        "required": requirement.version,
+                        "found": None if present is None else present.version,
+                    }
+                )
+        if missing:
+            names = ", ".join(f"{m['application']} {m['required']}" for m in missing)
+            summary = (
+                f"{change.environment} needs {names} first: promote them, or promote again "
+                "with bundleDependencies"
+            )
+            return RuleVerdict(DEPENDENCIES_CHECK, False, summary, {"missing": missing})
+        return RuleVerdict(
+            DEPENDENCIES_CHECK,
+            True,
+            f"every dependency is in {change.environment}",
+            {"required": [str(r) for r in requirements]},
+        )
+
+    async def _blocked(self, change: ChangeRequest) -> RuleVerdict | None:
+        organization, _ = split_environment_name(change.environment)
+        blocked = await read_blocked_versions(await self._directory_kv(), organization)
+        if not blocked:
+            return None
+        hits = []
+        for application in change.applications:
+            if application.blueprint is None or application.version is None:
+                continue
+            entry = blocked_reason(blocked, application.blueprint, application.version)
+            if entry is not None:
+                hits.append(
+                    {
+                        "application": application.name,
+                        "blueprint": application.blueprint,
+                        "version": application.version,
+                        "reason": entry.reason,
+                    }
+                )
+        if hits:
+            summary = "; ".join(
+                f"{h['blueprint']} {h['version']} is blocked: {h['reason']}" for h in hits
+            )
+            return RuleVerdict(BLOCKED_VERSIONS_CHECK, False, summary, {"blocked": hits})
+        return RuleVerdict(BLOCKED_VERSIONS_CHECK, True, "no blocked version", {})
+
+    async def verdict(self, change: ChangeRequest) -> Verdict:
+        """The destination policy's verdict on ``change`` now."""
+        environment = change.environment
+        policy = await read_policy(self.committer, environment)
+        context = RuleContext(
+            environment=environment,
+            change=change,
+            now=self.clock(),
+            timeline=self.timeline,
+            applications=tuple(a.name for a in change.applications),
+            rollback=any(a.action is ApplicationAction.ROLLBACK for a in change.applications),
+        )
+        verdict = await self.evaluator.evaluate(
+            policy, context, organization_rules=await self._organization_rules(environment)
+        )
+        extra = [v for v in (await self._dependencies(change), await self._blocked(change)) if v]
+        if not extra:
+            return verdict
+        rules = (*verdict.rules, *extra)
+        failing = [rule for rule in rules if not rule.passed]
+        waits = [rule.next_possible for rule in failing]
+        known = [wait for wait in waits if wait is not None]
+        return attrs.evolve(
+            verdict,
+            passed=not failing,
+            rules=rules,
+            next_possible=max(known) if failing and len(known) == len(waits) else None,
+        )
+
+    # --- acting ----------------------------------------------------------------------------------
+
+    async def approve(
+        self,
+        environment: str,
+        change_id: str,
+        principal: Principal,
+        *,
+        reason: str | None = None,
+        expires: datetime | None = None,
+    ) -> ChangeRequest:
+        """Approve the change's current revision as ``principal`` (with its teams then).
+
+        A ``reason`` and an ``expires`` in the future make it a break-glass approval (freeze).
+        """
+        check_environment_name(environment)
+        if (reason is None) != (expires is None):
+            raise InvalidInput(
+                "a break-glass approval needs both a reason and an expiry", field="reason"
+            )
+        if reason is not None and not (0 < len(reason.strip()) <= _MAX_REASON):
+            raise InvalidInput(f"reason must be 1 to {_MAX_REASON} characters", field="reason")
+        if expires is not None:
+            if expires.tzinfo is None:
+                raise InvalidInput("expires must carry a time zone", field="expires")
+            if expires <= self.clock():
+                raise InvalidInput("expires must be in the future", field="expires")
+        change = await self.committer.get_change(environment, change_id)
+        approval = Approval(
+            approver=principal.subject,
+            revision=change.revision,
+            time=self.clock(),
+            groups=principal.groups,
+            reason=None if reason is None else reason.strip(),
+            expires=expires,
+        )
+        return await self.committer.approve_change(environment, change_id, approval)
+
+    async def merge(
+        self, environment: str, change_id: str, actor: str
+    ) -> tuple[CommitInfo, Verdict]:
+        """Evaluate and, if every rule passes, merge the evaluated revision.
+
+        :raises PolicyRefused: a rule does not pass; the verdict says which and until when.
+        :raises Conflict: the change is not open.
+        """
+        check_environment_name(environment)
+        lock = self._merging.setdefault(f"{environment}/{change_id}", anyio.Lock())
+        async with lock:
+            for _ in range(3):
+                change = await self.committer.get_change(environment, change_id)
+                if change.status is not ChangeStatus.OPEN:
+                    raise Conflict(f"change {change_id} is {change.status.value}", field="id")
+                verdict = await self.verdict(change)
+                if not verdict.passed:
+                    failing = "; ".join(r.summary for r in verdict.rules if not r.passed)
+                    raise PolicyRefused(
+                        f"change {change_id} cannot merge into {environment} yet: {failing}",
+                        verdict=verdict.describe(),
+                    )
+                latest = await self.committer.get_change(environment, change_id)
+                if latest.revision == change.revision and latest.approvals == change.approvals:
+                    commit = await self.committer.merge_change(environment, change_id, actor)
+                    return commit, verdict
+            raise Conflict(f"change {change_id} keeps changing; retry the merge", field="id")
+
+    async def close(self, environment: str, change_id: str, actor: str) -> ChangeRequest:
+        return await self.committer.close_change(environment, change_id, actor)
+
+    async def changes(
+        self, environment: str, status: ChangeStatus | None = None
+    ) -> Sequence[ChangeRequest]:
+        return await self.committer.list_changes(environment, status)
