@@ -337,3 +337,41 @@ async def test_blocked_versions_refuse_install_update_and_promotion(service: Api
         headers=service.auth("org-admin"),
     )
     assert 400 <= bad.status_code < 500
+
+
+async def test_writes_to_an_environment_with_rules_become_change_requests(
+    service: ApiService,
+) -> None:
+    rule = {"kind": "pr-required", "approvers": ["team-platform"], "minApprovals": 1}
+    await service.client.put(
+        "/v1/environments/acme-prod/policy", json=policy(rule), headers=service.auth(**ADMIN)
+    )
+    plan = await service.client.post(
+        "/v1/environments/acme-prod/plans",
+        json={"name": "cache", "blueprint": "bp-redis"},
+        headers=developer(service),
+    )
+    assert plan.json()["policy"] == {"rules": ["pr-required"], "direct": False}
+    before = await service.runtime.committer.log("acme-prod")
+    proposed = await service.client.post(
+        "/v1/environments/acme-prod/applications",
+        json={"name": "cache", "blueprint": "bp-redis"},
+        headers=developer(service),
+    )
+    assert proposed.status_code == 202, proposed.text
+    assert await service.runtime.committer.log("acme-prod") == before
+    change = proposed.json()["change"]
+    assert [r["kind"] for r in proposed.json()["verdict"]["rules"] if not r["passed"]] == [
+        "pr-required"
+    ]
+    path = f"/v1/environments/acme-prod/changes/{change['id']}"
+    reviewer = developer(service, groups=["team-platform"], subject="pat@acme")
+    assert (await service.client.post(f"{path}/approve", headers=reviewer)).is_success
+    merged = await service.client.post(f"{path}/merge", headers=developer(service))
+    assert merged.status_code == 200, merged.text
+    assert await service.runtime.provisioner.application("acme-prod", "cache") is not None
+    removal = await service.client.delete(
+        "/v1/environments/acme-prod/applications/cache", headers=developer(service)
+    )
+    assert removal.status_code == 202, removal.text
+    assert await service.runtime.provisioner.application("acme-prod", "cache") is not None

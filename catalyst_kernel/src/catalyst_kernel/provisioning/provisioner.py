@@ -47,7 +47,7 @@ from catalyst_kernel.secrets.backend import SecretPath
 
 if TYPE_CHECKING:
     from catalyst_kernel.blueprints.catalog import CatalogView
-    from catalyst_kernel.provisioning.committer import CommitInfo, Committer
+    from catalyst_kernel.provisioning.committer import ChangeRequest, CommitInfo, Committer
     from catalyst_kernel.provisioning.composer import ManifestComposer
     from catalyst_kernel.provisioning.resolution import Resolution, ResolvedNode
     from catalyst_kernel.secrets.backend import SecretBackend
@@ -557,6 +557,21 @@ class Provisioner:
         for path in operation.removed_secrets:
             await self.secret_backend.delete(path)
         return commit
+
+    async def propose(self, operation: Operation, title: str) -> ChangeRequest:
+        """Store the operation's secrets, then open its commit as a change request (for an
+        Environment whose policy has rules). Secrets it would remove stay until it is merged
+        and a later operation removes them; a failed open removes what it stored."""
+        written: list[SecretPath] = []
+        try:
+            for path, values in operation.secrets:
+                await self.secret_backend.write(path, values)
+                written.append(path)
+            return await self.committer.open_change(operation.request, title)
+        except BaseException:
+            for path in written:
+                await self.secret_backend.delete(path)
+            raise
 
     async def install(
         self, environment: str, request: InstallRequest, catalog: CatalogView, *, actor: str

@@ -24,10 +24,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from litestar import delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency  # noqa: TC002 (Litestar reads annotations)
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.catalog import CatalogHolder  # noqa: TC001
@@ -55,13 +56,22 @@ from catalyst_kernel.model.convert import structure, unstructure
 from catalyst_kernel.model.names import check_blueprint_name, split_environment_name
 from catalyst_kernel.model.plan import InstallPlan, PlanAction
 from catalyst_kernel.model.principal import Principal  # noqa: TC001
-from catalyst_kernel.promotion.policies import check_not_blocked, read_blocked_versions
+from catalyst_kernel.promotion.policies import check_not_blocked, read_blocked_versions, read_policy
 from catalyst_kernel.provisioning.provisioner import InstallRequest
+from catalyst_kernel.provisioning.provisioner import Operation as ProvisionerOperation
 from catalyst_kernel.readside.projections.timeline import KvTimelineReader
 
 __all__ = ["ROUTES", "DependencyBody", "InstallBody", "UpdateBody"]
 
 _TAGS: Final = ["applications"]
+_PROPOSED: Final = {
+    HTTP_202_ACCEPTED: ResponseSpec(
+        data_container=dict[str, Any],
+        description="The Environment's policy has rules: opened as a change request "
+        "(``{plan, change, verdict}``), merged once the policy passes",
+        generate_examples=False,
+    )
+}
 _APPLICATIONS: Final = "/v1/environments/{env:str}/applications"
 _APPLICATION: Final = _APPLICATIONS + "/{app:str}"
 
@@ -129,6 +139,24 @@ async def _refuse_blocked(runtime: Runtime, environment: str, plan: InstallPlan)
     )
 
 
+async def _commit_or_propose(
+    runtime: Runtime, environment: str, operation: ProvisionerOperation, title: str
+) -> Response[dict[str, Any]]:
+    """Commit ``operation`` when the Environment's policy has no rules (``201``/``200``);
+    otherwise open it as a change request under that policy (``202``, with the verdict), so a
+    write through the API passes the same rules as a promotion."""
+    policy = await read_policy(runtime.committer, environment)
+    body: dict[str, Any] = {"plan": unstructure(operation.plan)}
+    if not policy.spec.rules:
+        commit = await runtime.provisioner.apply(operation)
+        body["commit"] = _commit_document(commit)
+        return Response(body, status_code=HTTP_201_CREATED)
+    change = await runtime.provisioner.propose(operation, title)
+    body["change"] = unstructure(change)
+    body["verdict"] = (await runtime.changes.verdict(change)).describe()
+    return Response(body, status_code=HTTP_202_ACCEPTED)
+
+
 def _commit_document(commit: Any) -> dict[str, Any]:
     document: dict[str, Any] = unstructure(commit)
     return document
@@ -162,6 +190,11 @@ async def plan_install(
         environment, request, await _catalog_for(catalog, environment), actor=principal.subject
     )
     plan: dict[str, Any] = unstructure(operation.plan)
+    policy = await read_policy(runtime.committer, environment)
+    plan["policy"] = {
+        "rules": [rule.kind for rule in policy.spec.rules],
+        "direct": not policy.spec.rules,
+    }
     return plan
 
 
@@ -178,14 +211,20 @@ async def list_applications(
     return {"items": await environment_applications(runtime, environment)}
 
 
-@post(_APPLICATIONS, dependencies=AUTHENTICATED, tags=_TAGS, status_code=HTTP_201_CREATED)
+@post(
+    _APPLICATIONS,
+    dependencies=AUTHENTICATED,
+    tags=_TAGS,
+    status_code=HTTP_201_CREATED,
+    responses=_PROPOSED,
+)
 async def install_application(
     env: EnvironmentPath,
     data: JSONBody[InstallBody],
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
     catalog: NamedDependency[CatalogHolder],
-) -> dict[str, Any]:
+) -> Response[dict[str, Any]]:
     """Install: one commit with every Application of the plan. The status follows on the
     Environment's event stream (``Installing``, then ``Running``)."""
     environment = environment_name(env)
@@ -196,8 +235,9 @@ async def install_application(
         environment, request, await _catalog_for(catalog, environment), actor=principal.subject
     )
     await _refuse_blocked(runtime, environment, operation.plan)
-    commit = await runtime.provisioner.apply(operation)
-    return {"plan": unstructure(operation.plan), "commit": _commit_document(commit)}
+    return await _commit_or_propose(
+        runtime, environment, operation, f"Install {request.name} ({request.blueprint})"
+    )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -231,7 +271,7 @@ async def get_application(
     }
 
 
-@patch(_APPLICATION, dependencies=AUTHENTICATED, tags=_TAGS)
+@patch(_APPLICATION, dependencies=AUTHENTICATED, tags=_TAGS, responses=_PROPOSED)
 async def update_application(
     env: EnvironmentPath,
     app: ApplicationPath,
@@ -239,7 +279,7 @@ async def update_application(
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
     catalog: NamedDependency[CatalogHolder],
-) -> dict[str, Any]:
+) -> Response[dict[str, Any]]:
     """Update the config (merged onto the current one) and/or the version (the target's
     ``upgrades`` rules apply; a downgrade is a rollback, not an update)."""
     environment = environment_name(env)
@@ -257,11 +297,19 @@ async def update_application(
         actor=principal.subject,
     )
     await _refuse_blocked(runtime, environment, operation.plan)
-    commit = await runtime.provisioner.apply(operation)
-    return {"plan": unstructure(operation.plan), "commit": _commit_document(commit)}
+    response = await _commit_or_propose(runtime, environment, operation, f"Update {name}")
+    if response.status_code == HTTP_201_CREATED:
+        response.status_code = HTTP_200_OK
+    return response
 
 
-@delete(_APPLICATION, dependencies=AUTHENTICATED, tags=_TAGS, status_code=HTTP_200_OK)
+@delete(
+    _APPLICATION,
+    dependencies=AUTHENTICATED,
+    tags=_TAGS,
+    status_code=HTTP_200_OK,
+    responses=_PROPOSED,
+)
 async def uninstall_application(
     env: EnvironmentPath,
     app: ApplicationPath,
@@ -271,16 +319,19 @@ async def uninstall_application(
         bool,
         QueryParameter(description="also uninstall the Applications that depend on it"),
     ] = False,
-) -> dict[str, Any]:
+) -> Response[dict[str, Any]]:
     """Uninstall; refused (409) while other Applications depend on it, unless ``cascade``."""
     environment = environment_name(env)
     name = application_name(app)
     authorize(principal, Operation.APPLICATIONS_UNINSTALL, environment=environment)
     await require_environment(runtime, environment)
-    commit = await runtime.provisioner.uninstall(
+    operation = await runtime.provisioner.plan_uninstall(
         environment, name, cascade=cascade, actor=principal.subject
     )
-    return {"commit": _commit_document(commit)}
+    response = await _commit_or_propose(runtime, environment, operation, f"Uninstall {name}")
+    if response.status_code == HTTP_201_CREATED:
+        response.status_code = HTTP_200_OK
+    return response
 
 
 @get(_APPLICATION + "/history", dependencies=AUTHENTICATED, tags=_TAGS)
