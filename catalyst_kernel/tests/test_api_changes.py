@@ -375,3 +375,26 @@ async def test_writes_to_an_environment_with_rules_become_change_requests(
     )
     assert removal.status_code == 202, removal.text
     assert await service.runtime.provisioner.application("acme-prod", "cache") is not None
+
+
+async def test_an_organization_wide_freeze_in_one_environment_blocks_the_others(
+    service: ApiService,
+) -> None:
+    await install(service, "acme-dev", {"name": "cache", "blueprint": "bp-redis"})
+    freeze = {"kind": "freeze", "scope": "organization", "reason": "acme-wide audit"}
+    saved = await service.client.put(
+        "/v1/environments/acme-dev/policy",
+        json=policy(freeze, env="acme-dev"),
+        headers=service.auth(**ADMIN),
+    )
+    assert saved.status_code == 200, saved.text
+    promoted = await service.client.post(
+        "/v1/promotions",
+        json={"application": "cache", "from": "acme-dev", "to": "acme-prod"},
+        headers=developer(service),
+    )
+    assert promoted.status_code == 201, promoted.text
+    verdict = promoted.json()["verdict"]
+    assert verdict["passed"] is False
+    assert [r["kind"] for r in verdict["rules"]] == ["freeze"]
+    assert "acme-wide audit" in verdict["rules"][0]["summary"]
