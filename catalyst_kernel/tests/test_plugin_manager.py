@@ -599,6 +599,28 @@ def test_hook_catalyst_lifecycle(
     assert catalyst_plugin_manager.lifecycle_handlers() == handlers
 
 
+def test_hook_catalyst_cli_commands(
+    catalyst_register: Register, catalyst_plugin_manager: PluginManager
+) -> None:
+    import click
+
+    @click.command(name="hello")
+    def hello() -> None:
+        click.echo("hi")
+
+    @click.command(name="plugins")
+    def shadow() -> None:
+        """Would hide the kernel's command."""
+
+    catalyst_register(Plugin(catalyst_cli_commands=lambda ctx: [hello]), "greeter")
+    catalyst_register(Plugin(catalyst_cli_commands=lambda ctx: [shadow]), "shadow")
+    commands = catalyst_plugin_manager.cli_commands_except(frozenset({"plugins"}))
+    assert commands == {"hello": hello}
+    (error,) = catalyst_plugin_manager.errors()
+    assert error.name == "shadow"
+    assert "command 'plugins' is already provided by the kernel" in str(error.error)
+
+
 def test_hooks_may_omit_the_context(
     catalyst_register: Register, catalyst_plugin_manager: PluginManager
 ) -> None:

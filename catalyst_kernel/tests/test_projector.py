@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from catalyst_kernel.errors import InvalidInput
+from catalyst_kernel.errors import BackendUnavailable, InvalidInput
 from catalyst_kernel.model import Event
 from catalyst_kernel.readside.projection import ProjectionView
 from catalyst_kernel.readside.projector import CURSOR_KEY, Projector, decode_value
@@ -134,6 +134,31 @@ async def test_redelivery_after_a_crash_before_ack_changes_nothing(
 
     assert await projector(spine).catch_up("acme-dev") == 5  # redelivered...
     assert await state(spine, "acme-dev") == before  # ...and skipped by the cursor
+
+
+@pytest.mark.anyio
+async def test_a_failed_write_leaves_no_cached_values_behind(
+    spine: SqliteSpine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same projector instance retries after its write failed: what it cached for the
+    # failed batch must not be applied again on top (the counter would count twice).
+    await publish_story(spine)
+    same = projector(spine, batch=5)
+    kv = await spine.key_value("acme-dev")
+    original = type(kv).put_many
+    failures = [BackendUnavailable("the spine went away mid-write")]
+
+    async def flaky(self: Any, items: Any) -> int:
+        if failures:
+            raise failures.pop()
+        return await original(self, items)
+
+    monkeypatch.setattr(type(kv), "put_many", flaky)
+    with pytest.raises(BackendUnavailable):
+        await same.catch_up("acme-dev")
+    # The deliveries were fetched but not acknowledged: a fresh consumer sees them again.
+    assert await same.step("acme-dev", await spine.consumer("acme-dev", "again"), kv) == 5
+    assert (await state(spine, "acme-dev"))["count/all"] == 5
 
 
 @pytest.mark.anyio

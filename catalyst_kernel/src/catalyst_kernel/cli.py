@@ -38,6 +38,13 @@ __all__ = ["cli", "main", "run"]
 class _State:
     def __init__(self, config: Path | None) -> None:
         self.config = config
+        self._plugins: PluginManager | None = None
+
+    def plugins(self) -> PluginManager:
+        """The installed plugins (loaded once, not strict): where plugin commands come from."""
+        if self._plugins is None:
+            self._plugins = self.manager(strict=False)
+        return self._plugins
 
     def manager(self, *, strict: bool, overrides: dict[str, object] | None = None) -> PluginManager:
         loaded = load_settings_with_sources(self.config, overrides=overrides)
@@ -49,7 +56,32 @@ class _State:
         return manager
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _CatalystGroup(click.Group):
+    """The kernel's commands, then those plugins register (``catalyst_cli_commands``)."""
+
+    def _state(self, ctx: click.Context) -> _State:
+        if not isinstance(ctx.obj, _State):
+            ctx.obj = _State(ctx.params.get("config"))
+        return ctx.obj
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        return self._state(ctx).plugins().cli_commands_except(frozenset(self.commands))
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            plugin_commands = list(self._plugin_commands(ctx))
+        except CatalystError:
+            plugin_commands = []  # broken settings: ``--help`` still lists the kernel's commands
+        return sorted({*super().list_commands(ctx), *plugin_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        return self._plugin_commands(ctx).get(cmd_name)
+
+
+@click.group(cls=_CatalystGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),

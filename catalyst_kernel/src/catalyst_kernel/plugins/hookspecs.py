@@ -28,6 +28,8 @@ from catalyst_kernel.plugins.markers import hookspec
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    import click
+
     from catalyst_kernel.api.extension import ApiExtension
     from catalyst_kernel.identity.provider import IdentityProvider
     from catalyst_kernel.plugins.context import HookContext
@@ -168,6 +170,18 @@ def catalyst_api_extensions(ctx: HookContext) -> Iterable[ApiExtension] | None:
 
     :param ctx: the hook context.
     :return: the plugin's :class:`~catalyst_kernel.api.extension.ApiExtension` objects.
+    """
+
+
+@hookspec
+def catalyst_cli_commands(ctx: HookContext) -> Iterable[click.Command] | None:
+    """Register ``catalyst`` subcommands (``catalyst nats accounts`` and the like).
+
+    The commands are click commands or groups, added under their own names; a name that a
+    kernel command or an earlier plugin already uses fails the later plugin.
+
+    :param ctx: the hook context.
+    :return: the plugin's :class:`click.Command` objects.
     """
 
 

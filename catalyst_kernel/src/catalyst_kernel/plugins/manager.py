@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
+import click
 import pluggy
 from attrs import frozen
 
@@ -85,6 +86,7 @@ HOOK_CAPABILITIES: Final[Mapping[str, str]] = {
     "catalyst_manifest_composers": "manifest-composers",
     "catalyst_policy_rule_kinds": "policy-rule-kinds",
     "catalyst_api_extensions": "api-extensions",
+    "catalyst_cli_commands": "cli-commands",
     "catalyst_lifecycle": "lifecycle",
 }
 
@@ -553,6 +555,35 @@ class PluginManager:
     def api_extensions(self) -> list[ApiExtension]:
         """Every registered API extension, by (extension name, plugin name)."""
         return self._collect("catalyst_api_extensions", ApiExtension, lambda e: e.name)
+
+    def cli_commands(self) -> dict[str, click.Command]:
+        """Registered ``catalyst`` subcommands by name; a name used twice (or a kernel
+        command's, in ``reserved``) fails the later plugin by name."""
+        return self.cli_commands_except(frozenset())
+
+    def cli_commands_except(self, reserved: frozenset[str]) -> dict[str, click.Command]:
+        """As :meth:`cli_commands`, refusing the names in ``reserved`` (the kernel's own)."""
+        hook = "catalyst_cli_commands"
+        self._collect(hook, click.Command, lambda c: c.name or "")
+        owners: dict[str, tuple[str, click.Command]] = {}
+        for name, command in sorted(self._collected[hook], key=lambda pair: pair[0]):
+            if name not in self.loaded():
+                continue
+            command_name = command.name or ""
+            owner = owners.get(command_name)
+            if command_name in reserved:
+                taken = "the kernel"
+            elif owner is not None and owner[0] != name:
+                taken = f"plugin {owner[0]!r}"
+            else:
+                owners[command_name] = (name, command)
+                continue
+            self._pm.unregister(name=name)
+            self._fail(
+                self._infos[name], f"command {command_name!r} is already provided by {taken}"
+            )
+        active = set(self.loaded())
+        return {cmd: pair[1] for cmd, pair in sorted(owners.items()) if pair[0] in active}
 
     def lifecycle_handlers(self) -> list[LifecycleHandler]:
         """Every registered lifecycle handler, in plugin-name order."""

@@ -191,11 +191,17 @@ class Projector:
             after = await self.cursor(environment)
             cache = self._caches.setdefault(environment, _ValueCache(self.cache_limit))
             view = _BatchView(kv, cache)
-            cursor = await self._apply(deliveries, view, after)
-            if cursor > after:
-                await view.put(CURSOR_KEY, cursor)
-                await kv.put_many(view.take())
-            await consumer.ack(deliveries[-1])
+            try:
+                cursor = await self._apply(deliveries, view, after)
+                if cursor > after:
+                    await view.put(CURSOR_KEY, cursor)
+                    await kv.put_many(view.take())
+                await consumer.ack(deliveries[-1])
+            except BaseException:
+                # The cache may now hold values the bucket never stored (a failed or partial
+                # write): forget it, so the retry reads the bucket as it is.
+                self._caches.pop(environment, None)
+                raise
         self.applied[environment] = cursor
         return len(deliveries)
 
