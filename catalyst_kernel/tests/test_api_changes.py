@@ -398,3 +398,36 @@ async def test_an_organization_wide_freeze_in_one_environment_blocks_the_others(
     assert verdict["passed"] is False
     assert [r["kind"] for r in verdict["rules"]] == ["freeze"]
     assert "acme-wide audit" in verdict["rules"][0]["summary"]
+
+
+async def test_verdicts_are_shown_where_changes_live_when_the_committer_can(
+    service: ApiService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[tuple[str, bool]] = []
+
+    async def publish_verdict(change: Any, verdict: Any) -> None:
+        shown.append((change.id, verdict.passed))
+
+    inner = service.runtime.committer.inner  # type: ignore[attr-defined]
+    monkeypatch.setattr(inner, "publish_verdict", publish_verdict, raising=False)
+    assert service.runtime.committer.publishes_verdicts  # type: ignore[attr-defined]
+    rule = {"kind": "pr-required", "approvers": ["team-platform"]}
+    await service.client.put(
+        "/v1/environments/acme-prod/policy", json=policy(rule), headers=service.auth(**ADMIN)
+    )
+    await install(service, "acme-dev", {"name": "cache", "blueprint": "bp-redis"})
+    promoted = await service.client.post(
+        "/v1/promotions",
+        json={"application": "cache", "from": "acme-dev", "to": "acme-prod"},
+        headers=developer(service),
+    )
+    change = promoted.json()["id"]
+    assert shown == [(change, False)]
+    await service.client.get(f"/v1/environments/acme-prod/changes/{change}", headers=service.auth())
+    assert await service.runtime.changes.recheck() == 1
+    assert shown == [(change, False)], "an unchanged outcome is not shown again"
+    reviewer = developer(service, groups=["team-platform"], subject="pat@acme")
+    await service.client.post(
+        f"/v1/environments/acme-prod/changes/{change}/approve", headers=reviewer
+    )
+    assert shown == [(change, False), (change, True)]

@@ -42,11 +42,18 @@ if TYPE_CHECKING:
     from catalyst_kernel.secrets.backend import SecretBackend
     from catalyst_kernel.settings import Settings
 
-__all__ = ["DEFAULT_CHECK_TIMEOUT", "REQUIRED_SLOTS", "ProviderState", "Runtime"]
+__all__ = [
+    "DEFAULT_CHECK_TIMEOUT",
+    "DEFAULT_POLICY_RECHECK",
+    "REQUIRED_SLOTS",
+    "ProviderState",
+    "Runtime",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECK_TIMEOUT: Final = 5.0
+DEFAULT_POLICY_RECHECK: Final = 60.0
 # Identity is optional until the identity slot lands in the service (SPEC §7).
 REQUIRED_SLOTS: Final = (Slot.SPINE, Slot.COMMITTER, Slot.SECRETS)
 _START_ORDER: Final = (Slot.SPINE, Slot.COMMITTER, Slot.SECRETS, Slot.IDENTITY)
@@ -102,6 +109,9 @@ class Runtime:
     :param projector: also run the projector over every Environment (``catalyst serve`` does;
         a deployment may run ``catalyst projector`` as its own process instead).
     :param sources: event sources to run besides the plugins' (the demo's reconciler).
+    :param policy_recheck_interval: seconds between re-evaluations of every open change when
+        the committer shows verdicts where changes live (Gitea's required status), so a soak
+        ending or a change window opening reaches it without any event.
     """
 
     def __init__(
@@ -115,6 +125,7 @@ class Runtime:
         sse_buffer_size: int | None = None,
         projector: bool = False,
         sources: Sequence[EventSource] = (),
+        policy_recheck_interval: float = DEFAULT_POLICY_RECHECK,
     ) -> None:
         self.settings = settings
         self.manager = manager
@@ -137,6 +148,7 @@ class Runtime:
         self._hub_lock = anyio.Lock()
         self._hub_stop = anyio.Event()
         self.run_projector = projector
+        self.policy_recheck_interval = policy_recheck_interval
         self.projector: Projector | None = None
         self.extra_sources = tuple(sources)
         self._background: anyio.CancelScope | None = None
@@ -319,11 +331,22 @@ class Runtime:
                 if self.run_projector and spine is not None:
                     self.projector = Projector(cast("Spine", spine), self.manager.projections())
                     group.start_soon(self._run_projector, self.projector)
+                committer = self._committer
+                if committer is not None and committer.publishes_verdicts:
+                    group.start_soon(self._recheck_policies)
                 if spine is not None:
                     publisher = _SpinePublisher(cast("Spine", spine))
                     for source in (*self.manager.event_sources(), *self.extra_sources):
                         group.start_soon(self._run_source, source, publisher)
                 task_status.started()
+
+    async def _recheck_policies(self) -> None:
+        while True:
+            await anyio.sleep(self.policy_recheck_interval)
+            try:
+                await self.changes.recheck()
+            except Exception:
+                logger.exception("re-evaluating open changes failed")
 
     @staticmethod
     async def _run_projector(projector: Projector) -> None:

@@ -17,9 +17,10 @@ evaluated again.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import anyio
 import attrs
@@ -50,7 +51,16 @@ if TYPE_CHECKING:
     from catalyst_kernel.provisioning.provisioner import Provisioner
     from catalyst_kernel.readside.spine import KeyValue
 
-__all__ = ["BLOCKED_VERSIONS_CHECK", "DEPENDENCIES_CHECK", "ChangeDesk", "Clock", "utc_now"]
+__all__ = [
+    "BLOCKED_VERSIONS_CHECK",
+    "DEPENDENCIES_CHECK",
+    "ChangeDesk",
+    "Clock",
+    "VerdictPublisher",
+    "utc_now",
+]
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 DEPENDENCIES_CHECK: Final = "dependencies"
@@ -61,6 +71,16 @@ _MAX_REASON: Final = 500
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@runtime_checkable
+class VerdictPublisher(Protocol):
+    """A committer that shows verdicts where changes live (Gitea: the commit status
+    ``catalyst/environment-policy``, a required check), so merging outside Catalyst obeys the
+    policy too."""
+
+    async def publish_verdict(self, change: ChangeRequest, verdict: Verdict) -> None:
+        """Show ``verdict`` on ``change``; nothing for a change that is no longer open."""
 
 
 class ChangeDesk:
@@ -92,6 +112,7 @@ class ChangeDesk:
         self.timeline = timeline
         self.clock = clock
         self._merging: dict[str, anyio.Lock] = {}
+        self._shown: dict[tuple[str, str], tuple[str, bool, datetime | None]] = {}
 
     # --- opening ---------------------------------------------------------------------------------
 
@@ -208,18 +229,50 @@ class ChangeDesk:
             policy, context, organization_rules=await self._organization_rules(environment)
         )
         extra = [v for v in (await self._dependencies(change), await self._blocked(change)) if v]
-        if not extra:
-            return verdict
-        rules = (*verdict.rules, *extra)
-        failing = [rule for rule in rules if not rule.passed]
-        waits = [rule.next_possible for rule in failing]
-        known = [wait for wait in waits if wait is not None]
-        return attrs.evolve(
-            verdict,
-            passed=not failing,
-            rules=rules,
-            next_possible=max(known) if failing and len(known) == len(waits) else None,
-        )
+        if extra:
+            rules = (*verdict.rules, *extra)
+            failing = [rule for rule in rules if not rule.passed]
+            waits = [rule.next_possible for rule in failing]
+            known = [wait for wait in waits if wait is not None]
+            verdict = attrs.evolve(
+                verdict,
+                passed=not failing,
+                rules=rules,
+                next_possible=max(known) if failing and len(known) == len(waits) else None,
+            )
+        await self._show(change, verdict)
+        return verdict
+
+    async def _show(self, change: ChangeRequest, verdict: Verdict) -> None:
+        """Publish the verdict where the change lives when the committer can, and only when its
+        outcome changed; a failure to publish is logged, never raised (the verdict stands)."""
+        if not isinstance(self.committer, VerdictPublisher):
+            return
+        key = (change.environment, change.id)
+        shown = (change.head, verdict.passed, verdict.next_possible)
+        if self._shown.get(key) == shown:
+            return
+        try:
+            await self.committer.publish_verdict(change, verdict)
+        except Exception:
+            log.exception("the verdict of change %s in %s was not published", *key[::-1])
+            return
+        self._shown[key] = shown
+
+    async def recheck(self) -> int:
+        """Evaluate every open change of every Environment (publishing what changed); time-based
+        rules (soak, change windows, freezes ending) move without any event. Returns how many
+        changes were evaluated."""
+        evaluated = 0
+        for record in await self.directory.environments():
+            for change in await self.committer.list_changes(record.name, ChangeStatus.OPEN):
+                try:
+                    await self.verdict(change)
+                except Exception:
+                    log.exception("re-evaluating change %s in %s failed", change.id, record.name)
+                    continue
+                evaluated += 1
+        return evaluated
 
     # --- acting ----------------------------------------------------------------------------------
 

@@ -247,6 +247,17 @@ class PublishingCommitter:
         await self._publish(environment, change_event(self.source, change, "closed"))
         return change
 
+    @property
+    def publishes_verdicts(self) -> bool:
+        """Whether the inner committer shows policy verdicts where changes live."""
+        return callable(getattr(self.inner, "publish_verdict", None))
+
+    async def publish_verdict(self, change: ChangeRequest, verdict: Any) -> None:
+        """Forward to the inner committer when it shows verdicts (Gitea); otherwise nothing."""
+        publish = getattr(self.inner, "publish_verdict", None)
+        if callable(publish):
+            await publish(change, verdict)
+
     async def backfill(self, environment: str, limit: int = 1000) -> int:
         """Publish the events of the last ``limit`` commits (duplicates are dropped by the
         spine); returns how many were new."""
