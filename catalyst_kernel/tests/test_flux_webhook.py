@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from catalyst_kernel.api.routes.flux_webhook import BadSignature, verify_signature
+from catalyst_kernel.api.routes.flux_webhook import FLUX_SIGNATURE
+from catalyst_kernel.api.webhooks import BadSignature, HmacScheme
 from catalyst_kernel.errors import InvalidInput, SettingsError
 from catalyst_kernel.model.event import Event
 from catalyst_kernel.plugins.manager import PluginManager
@@ -243,8 +244,8 @@ def test_signatures() -> None:
     body = b'{"a": 1}'
     for name in ("sha256", "sha384", "sha512"):
         digest = hmac.new(SECRET.encode(), body, getattr(hashlib, name)).hexdigest()
-        verify_signature(SECRET, body, f"{name}={digest}")
-        verify_signature(SECRET, body, f"{name.upper()}={digest.upper()}")
+        FLUX_SIGNATURE.verify(SECRET, body, f"{name}={digest}")
+        FLUX_SIGNATURE.verify(SECRET, body, f"{name.upper()}={digest.upper()}")
     sha1 = hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
     sha256 = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     for header in (
@@ -258,9 +259,31 @@ def test_signatures() -> None:
         f"sha256={hmac.new(b'other-secret-0123456', body, hashlib.sha256).hexdigest()}",
     ):
         with pytest.raises(BadSignature) as caught:
-            verify_signature(SECRET, body, header)
+            FLUX_SIGNATURE.verify(SECRET, body, header)
         assert SECRET not in str(caught.value)
         assert sha256 not in str(caught.value)
+
+
+def test_flux_signs_with_the_hash_name_before_the_digest() -> None:
+    body = b'{"a": 1}'
+    digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert FLUX_SIGNATURE.sign(SECRET, body) == f"sha256={digest}"
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ({"algorithms": ()}, "at least one hash"),
+        ({"algorithms": ("sha256", "not-a-hash")}, "not a hashlib hash"),
+        ({"algorithms": ("SHA256",)}, "not a hashlib hash"),
+        ({"algorithms": ("sha256", "sha512")}, "only be of one hash"),
+    ],
+)
+def test_a_signature_scheme_refuses_hashes_it_cannot_check(
+    options: dict[str, Any], why: str
+) -> None:
+    with pytest.raises(InvalidInput, match=why):
+        HmacScheme(header="X-Signature", realm="test", refused="not signed", **options)
 
 
 def test_settings_refuse_bad_secrets_without_echoing_them(

@@ -19,9 +19,10 @@ import pytest
 
 from catalyst_kernel.errors import BackendUnavailable, Conflict, InvalidInput
 from catalyst_kernel.model import Environment, FileAction, FileChange
-from catalyst_kernel.provisioning import git_committer
+from catalyst_kernel.provisioning import git_committer, gittree
 from catalyst_kernel.provisioning.committer import Approval, ChangeStatus, CommitRequest
-from catalyst_kernel.provisioning.git_committer import GitCommitter, split_trailers
+from catalyst_kernel.provisioning.git_committer import GitCommitter
+from catalyst_kernel.provisioning.gitformat import split_trailers
 from catalyst_kernel.testing.suites import CommitterConformance, CommitterFactory
 
 ENV = "acme-dev"
@@ -47,7 +48,7 @@ class TestGitCommitterWideTrees(TestGitCommitter):
 
     @pytest.fixture(autouse=True)
     def every_tree_is_wide(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(git_committer, "_WIDE_TREE_BYTES", 0)
+        monkeypatch.setattr(gittree, "_WIDE_TREE_BYTES", 0)
 
 
 def request(*files: FileChange, message: str = "Change", **options: Any) -> CommitRequest:
@@ -158,7 +159,7 @@ async def test_commits_continue_after_git_gc(
     committer: GitCommitter, monkeypatch: pytest.MonkeyPatch, wide: bool
 ) -> None:
     if wide:
-        monkeypatch.setattr(git_committer, "_WIDE_TREE_BYTES", 0)
+        monkeypatch.setattr(gittree, "_WIDE_TREE_BYTES", 0)
     await committer.commit(request(add("applications/web/values.yaml")))
     change = await committer.open_change(request(add("applications/api/values.yaml")), "Api")
     # Packs every object and every ref, as a maintenance job would.
@@ -262,7 +263,7 @@ async def test_wide_trees_are_written_exactly_as_git_writes_them(
     names = ["foo0", "foo/inner.yaml", "foo.txt", "foo-bar", "a", "z/deep/er.yaml", "b.sh"]
     trees = []
     for wide in (1_000_000, 0):
-        monkeypatch.setattr(git_committer, "_WIDE_TREE_BYTES", wide)
+        monkeypatch.setattr(gittree, "_WIDE_TREE_BYTES", wide)
         committer = GitCommitter(tmp_path / f"wide-{wide}", fsync=False)
         await committer.start()
         await committer.create_repository(Environment.parse(ENV), request(add("first.yaml")))
@@ -300,7 +301,7 @@ def _external_commit(repo_path: Path, path: str) -> pygit2.Oid:
 async def test_a_lost_race_is_retried_on_the_new_head(
     committer: GitCommitter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = git_committer._apply
+    original = git_committer.apply_edits
     raced: list[pygit2.Oid] = []
 
     def apply_then_race(*args: Any) -> pygit2.Oid:
@@ -309,7 +310,7 @@ async def test_a_lost_race_is_retried_on_the_new_head(
             raced.append(_external_commit(gitdir(committer), f"external-{len(raced)}.txt"))
         return tree
 
-    monkeypatch.setattr(git_committer, "_apply", apply_then_race)
+    monkeypatch.setattr(git_committer, "apply_edits", apply_then_race)
     commit = await committer.commit(request(add("applications/web/values.yaml")))
     assert commit.parents == (str(raced[0]),)
     assert await committer.read_file(ENV, "external-0.txt") == b"external\n"
@@ -321,7 +322,7 @@ async def test_a_lost_race_with_expected_head_is_a_conflict(
     committer: GitCommitter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (head,) = await committer.log(ENV, limit=1)
-    original = git_committer._apply
+    original = git_committer.apply_edits
     raced: list[pygit2.Oid] = []
 
     def apply_then_race(*args: Any) -> pygit2.Oid:
@@ -329,7 +330,7 @@ async def test_a_lost_race_with_expected_head_is_a_conflict(
         raced.append(_external_commit(gitdir(committer), f"external-{len(raced)}.txt"))
         return tree
 
-    monkeypatch.setattr(git_committer, "_apply", apply_then_race)
+    monkeypatch.setattr(git_committer, "apply_edits", apply_then_race)
     with pytest.raises(Conflict):
         await committer.commit(request(add("a.yaml"), expected_head=head.sha))
     (latest,) = await committer.log(ENV, limit=1)
@@ -343,7 +344,7 @@ async def test_attempts_are_bounded(
 ) -> None:
     bounded = GitCommitter(committer.root, max_attempts=3, lock_timeout=2.0)
     await bounded.start()
-    original = git_committer._apply
+    original = git_committer.apply_edits
     raced: list[pygit2.Oid] = []
 
     def apply_then_race(*args: Any) -> pygit2.Oid:
@@ -351,7 +352,7 @@ async def test_attempts_are_bounded(
         raced.append(_external_commit(gitdir(committer), f"external-{len(raced)}.txt"))
         return tree
 
-    monkeypatch.setattr(git_committer, "_apply", apply_then_race)
+    monkeypatch.setattr(git_committer, "apply_edits", apply_then_race)
     with pytest.raises(Conflict, match="3 attempts"):
         await bounded.commit(request(add("a.yaml")))
     assert len(raced) == 3

@@ -20,6 +20,8 @@ import httpx
 import pytest
 
 from catalyst_gitea.testing import GiteaStandIn
+from catalyst_gitea.webhooks import GITEA_SIGNATURE
+from catalyst_kernel.api.webhooks import BadSignature
 from catalyst_kernel.model.plan import FileAction, FileChange
 from catalyst_kernel.provisioning.committer import (
     ApplicationAction,
@@ -134,6 +136,27 @@ async def set_policy(service: ApiService, rules: list[dict[str, Any]]) -> None:
 
 
 # --- authentication and framing -------------------------------------------------------------
+
+
+def test_the_signature_is_the_bare_hex_hmac_sha256_of_the_body() -> None:
+    body = b'{"ref": "refs/heads/main"}'
+    right = sign(body)
+    assert GITEA_SIGNATURE.sign(WEBHOOK_SECRET, body) == right
+    GITEA_SIGNATURE.verify(WEBHOOK_SECRET, body, right)
+    GITEA_SIGNATURE.verify(WEBHOOK_SECRET, body, f" {right.upper()} ")
+    for signature, why in [
+        (None, "header is missing"),
+        ("", "header is missing"),
+        ("zz", "not hexadecimal"),
+        (f"sha256={right}", "not hexadecimal"),
+        (right[:-2], "does not match"),
+        (sign(body, "another-secret-0123456789"), "does not match"),
+        (hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha512).hexdigest(), "does not match"),
+    ]:
+        with pytest.raises(BadSignature, match=why) as caught:
+            GITEA_SIGNATURE.verify(WEBHOOK_SECRET, body, signature)
+        assert WEBHOOK_SECRET not in str(caught.value)
+        assert right not in str(caught.value)
 
 
 async def test_a_wrong_signature_is_401_and_publishes_nothing(

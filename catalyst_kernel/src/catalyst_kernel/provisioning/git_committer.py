@@ -10,8 +10,9 @@ Commits
     the trees on the changed paths (cost follows the change, not the repository), and written as
     one commit whose message ends with Git trailers. Wide trees (``applications/`` with one
     entry per Application) are edited as raw entries and cached by id, so the next commit does
-    not parse them again (see :class:`_WideTree`). The branch then moves with compare-and-swap
-    semantics: only if it still points at the commit the new one was built on.
+    not parse them again (see :mod:`catalyst_kernel.provisioning.gittree`). The branch then
+    moves with compare-and-swap semantics: only if it still points at the commit the new one
+    was built on.
 
 Concurrency (the choice, and why)
     Two locks guard every reference update, and the swap itself is checked under both:
@@ -100,47 +101,43 @@ from catalyst_kernel.provisioning.committer import (
     CommitInfo,
     CommitRequest,
 )
+from catalyst_kernel.provisioning.gitformat import (
+    ACTOR_TRAILER,
+    CHANGE_REVISION_TRAILER,
+    CHANGE_TRAILER,
+    DEFAULT_BRANCH,
+    OPERATION_TRAILER,
+    PLAN_DIGEST_TRAILER,
+    approval_json,
+    check_actor,
+    check_approval,
+    check_change_id,
+    compose_message,
+    format_time,
+    parse_approval,
+    request_trailers,
+    split_trailers,
+)
+from catalyst_kernel.provisioning.gittree import (
+    Edit,
+    TreeCache,
+    apply_edits,
+    entry_id,
+    plan_edits,
+    walk_files,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = [
-    "ACTOR_TRAILER",
-    "CHANGE_REVISION_TRAILER",
-    "CHANGE_TRAILER",
-    "DEFAULT_BRANCH",
-    "OPERATION_TRAILER",
-    "PLAN_DIGEST_TRAILER",
-    "GitCommitter",
-    "compose_message",
-    "split_trailers",
-]
+__all__ = ["GitCommitter"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_BRANCH: Final = "main"
 MAIN_REF: Final = f"refs/heads/{DEFAULT_BRANCH}"
-ACTOR_TRAILER: Final = "Catalyst-Actor"
-OPERATION_TRAILER: Final = "Catalyst-Operation"
-PLAN_DIGEST_TRAILER: Final = "Catalyst-Plan-Digest"
-CHANGE_TRAILER: Final = "Catalyst-Change"
-CHANGE_REVISION_TRAILER: Final = "Catalyst-Change-Revision"
-_RESERVED_TRAILERS: Final = frozenset(
-    key.lower()
-    for key in (
-        ACTOR_TRAILER,
-        OPERATION_TRAILER,
-        PLAN_DIGEST_TRAILER,
-        CHANGE_TRAILER,
-        CHANGE_REVISION_TRAILER,
-    )
-)
-_TRAILER_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
-_TRAILER_LINE: Final = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (.*)")
 _NOT_IN_ADDRESS: Final = re.compile(r"[^A-Za-z0-9._+-]")
-_CHANGE_ID: Final = re.compile(r"[1-9][0-9]{0,17}")
 _CHANGE_HEAD: Final = "refs/changes/{id}/head"
 _CHANGE_REVISION: Final = "refs/changes/{id}/{revision}"
 _CHANGE_META: Final = "refs/catalyst/changes/{id}"
@@ -149,306 +146,9 @@ _CHANGES_PREFIX: Final = "refs/changes/"
 _META_FILE: Final = "change.json"
 _META_FORMAT: Final = 1
 _WRITER_LOCK: Final = "catalyst-writer.flock"
-_REGULAR_FILE_MODES: Final = frozenset(
-    {pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE}
-)
 _OPEN_REPOSITORIES_PER_THREAD: Final = 64
-# Trees of at least this many bytes (about 130 entries) are edited as raw entries (_WideTree).
-_WIDE_TREE_BYTES: Final = 4096
 # How far back main is searched for the commit of an interrupted merge (see _landed).
 _MERGE_SEARCH_LIMIT: Final = 10_000
-
-
-# -------------------------------------------------------------------------------------------------
-# Messages and trailers
-# -------------------------------------------------------------------------------------------------
-
-
-def _check_trailer(key: str, value: str) -> None:
-    if not _TRAILER_KEY.fullmatch(key):
-        raise InvalidInput(
-            f"trailer key {key!r} must be letters, digits and '-', starting with a letter or digit",
-            field="trailers",
-        )
-    if not value or value != value.strip() or any(c in value for c in "\r\n\x00"):
-        raise InvalidInput(
-            f"trailer {key}: the value must be one non-empty line without surrounding spaces",
-            field="trailers",
-        )
-
-
-def compose_message(message: str, trailers: Sequence[tuple[str, str]]) -> str:
-    """``message`` followed by a blank line and ``trailers`` as Git trailers (``Key: value``)."""
-    if "\x00" in message:
-        raise InvalidInput("a commit message cannot contain NUL characters", field="message")
-    body = message.rstrip()
-    if not body:
-        raise InvalidInput("a commit message must not be empty", field="message")
-    for key, value in trailers:
-        _check_trailer(key, value)
-    if not trailers:
-        return body + "\n"
-    return body + "\n\n" + "".join(f"{key}: {value}\n" for key, value in trailers)
-
-
-def split_trailers(message: str) -> tuple[str, dict[str, str]]:
-    """Split a commit message into its body and its trailers (the last paragraph, when every
-    line of it is ``Key: value``, as ``git interpret-trailers`` reads it)."""
-    text = message.rstrip()
-    body, separator, last = text.rpartition("\n\n")
-    if not separator:
-        return text, {}
-    matches = [_TRAILER_LINE.fullmatch(line) for line in last.split("\n")]
-    if not all(matches):
-        return text, {}
-    return body.rstrip(), {m[1]: m[2] for m in matches if m is not None}
-
-
-def _request_trailers(request: CommitRequest, actor: str) -> list[tuple[str, str]]:
-    trailers = [(ACTOR_TRAILER, actor), (OPERATION_TRAILER, request.operation_id)]
-    if request.plan_digest:
-        trailers.append((PLAN_DIGEST_TRAILER, request.plan_digest))
-    for key, value in request.trailers.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise InvalidInput("trailers map text to text", field="trailers")
-        if key.lower() in _RESERVED_TRAILERS:
-            raise InvalidInput(
-                f"trailer {key} is written by the committer and cannot be set", field="trailers"
-            )
-        trailers.append((key, value))
-    return trailers
-
-
-def _check_actor(actor: str) -> str:
-    if not isinstance(actor, str) or not actor.strip():
-        raise InvalidInput("the actor must be a non-empty string", field="actor")
-    if any(c in actor for c in "<>\r\n\x00") or actor != actor.strip():
-        raise InvalidInput(
-            f"actor {actor!r} cannot contain '<', '>', line breaks or surrounding spaces",
-            field="actor",
-        )
-    return actor
-
-
-# -------------------------------------------------------------------------------------------------
-# Trees
-# -------------------------------------------------------------------------------------------------
-
-# A nested edit: directory name -> sub-edit, file name -> the change to make there.
-_Edit = dict[str, "_Edit | FileChange"]
-
-
-def _plan_edits(files: Sequence[FileChange]) -> _Edit:
-    root: _Edit = {}
-    for change in files:
-        if not isinstance(change, FileChange):
-            raise InvalidInput(f"files must be FileChange objects, got {type(change).__name__}")
-        check_repository_path(change.path)
-        *folders, name = change.path.split("/")
-        node = root
-        for depth, folder in enumerate(folders):
-            child = node.setdefault(folder, {})
-            if isinstance(child, FileChange):
-                raise InvalidInput(
-                    f"{change.path}: {'/'.join(folders[: depth + 1])} is changed as a file in "
-                    "the same request",
-                    field="files",
-                )
-            node = child
-        if name in node:
-            raise InvalidInput(
-                f"{change.path} is changed twice (or as a file and a folder) in one request",
-                field="files",
-            )
-        node[name] = change
-    return root
-
-
-class _TreeCache:
-    """Entries of recently written wide trees, by tree id, so the next commit on top of one
-    starts from memory instead of reading, inflating and parsing it again. Trees are immutable,
-    so entries never go stale; the cache is bounded and shared by threads."""
-
-    def __init__(self, size: int = 32) -> None:
-        self._size = size
-        self._trees: OrderedDict[bytes, dict[bytes, bytes]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, oid: pygit2.Oid) -> dict[bytes, bytes] | None:
-        with self._lock:
-            entries = self._trees.get(oid.raw)
-            if entries is None:
-                return None
-            self._trees.move_to_end(oid.raw)
-            return dict(entries)  # a copy: the caller edits it
-
-    def put(self, oid: pygit2.Oid, entries: dict[bytes, bytes]) -> None:
-        with self._lock:
-            self._trees[oid.raw] = entries
-            self._trees.move_to_end(oid.raw)
-            while len(self._trees) > self._size:
-                self._trees.popitem(last=False)
-
-
-class _SmallTree:
-    """A tree edited through libgit2's tree builder."""
-
-    def __init__(self, repo: pygit2.Repository, tree: pygit2.Oid | None) -> None:
-        self._builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
-
-    def entry(self, name: str) -> tuple[int, pygit2.Oid] | None:
-        found: pygit2.Object | None = self._builder.get(name)
-        return None if found is None else (found.filemode, found.id)
-
-    def insert(self, name: str, oid: pygit2.Oid, mode: int) -> None:
-        self._builder.insert(name, oid, mode)
-
-    def remove(self, name: str) -> None:
-        self._builder.remove(name)
-
-    def __len__(self) -> int:
-        return len(self._builder)
-
-    def write(self) -> pygit2.Oid:
-        return self._builder.write()
-
-
-def _tree_order(item: tuple[bytes, bytes]) -> bytes:
-    # Git sorts tree entries by name, a folder's name as if it ended in "/".
-    name, entry = item
-    return name + b"/" if entry.startswith(b"40000 ") else name
-
-
-class _WideTree:
-    """A wide tree (``applications/`` with an entry per Application) edited as its raw entries.
-
-    libgit2's tree builder parses every entry into a hash table and sorts them all again on
-    write; here a changed entry is replaced in place, the order is recomputed only when an
-    entry is added, and the written tree's entries are cached for the next commit. That keeps
-    a commit's cost close to what Git's format cannot avoid: writing the wide tree once.
-    """
-
-    def __init__(
-        self, repo: pygit2.Repository, entries: dict[bytes, bytes], cache: _TreeCache
-    ) -> None:
-        self._repo = repo
-        self._cache = cache
-        self._entries = entries
-        self._added = False
-
-    def entry(self, name: str) -> tuple[int, pygit2.Oid] | None:
-        raw = self._entries.get(name.encode())
-        if raw is None:
-            return None
-        return int(raw[: raw.index(b" ")], 8), pygit2.Oid(raw=raw[-20:])
-
-    def insert(self, name: str, oid: pygit2.Oid, mode: int) -> None:
-        key = name.encode()
-        self._added = self._added or key not in self._entries
-        self._entries[key] = b"%o %s\x00%s" % (mode, key, oid.raw)
-
-    def remove(self, name: str) -> None:
-        del self._entries[name.encode()]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def write(self) -> pygit2.Oid:
-        if self._added:
-            self._entries = dict(sorted(self._entries.items(), key=_tree_order))
-        oid = self._repo.odb.write(pygit2.enums.ObjectType.TREE, b"".join(self._entries.values()))
-        self._cache.put(oid, self._entries)
-        return oid
-
-
-def _parse_tree(data: bytes) -> dict[bytes, bytes]:
-    """A raw tree's entries (``<mode> <name>\\0<20-byte id>``) by name, in Git's order."""
-    entries: dict[bytes, bytes] = {}
-    position = 0
-    while position < len(data):
-        end = data.index(b"\x00", position) + 21
-        entry = data[position:end]
-        entries[entry[entry.index(b" ") + 1 : -21]] = entry
-        position = end
-    return entries
-
-
-def _open_tree(
-    repo: pygit2.Repository, tree: pygit2.Oid | None, cache: _TreeCache
-) -> _SmallTree | _WideTree:
-    # By id, without loading the tree: libgit2 does not keep trees over 4 KiB in its object
-    # cache, so loading a wide one would inflate and parse it again on every commit.
-    if tree is None:
-        return _SmallTree(repo, None)
-    cached = cache.get(tree)
-    if cached is not None:
-        return _WideTree(repo, cached, cache)
-    if repo.odb.read_header(tree)[1] >= _WIDE_TREE_BYTES:
-        return _WideTree(repo, _parse_tree(repo.odb.read(tree)[1]), cache)
-    return _SmallTree(repo, tree)
-
-
-def _write_tree(
-    repo: pygit2.Repository, tree: pygit2.Oid | None, edit: _Edit, prefix: str, cache: _TreeCache
-) -> pygit2.Oid | None:
-    """Write the tree ``tree`` with ``edit`` applied; ``None`` when the result is empty.
-
-    Only the trees on changed paths are read and rewritten; every other subtree keeps its id.
-    """
-    builder = _open_tree(repo, tree, cache)
-    for name, item in edit.items():
-        existing = builder.entry(name)
-        if isinstance(item, FileChange):
-            mode = existing[0] if existing is not None else None
-            if item.action is FileAction.ADD:
-                if existing is not None:
-                    raise Conflict(f"{item.path}: cannot add, it already exists", field="files")
-                blob = repo.create_blob((item.content or "").encode())
-                builder.insert(name, blob, pygit2.GIT_FILEMODE_BLOB)
-            elif mode not in _REGULAR_FILE_MODES:
-                verb = "modify" if item.action is FileAction.MODIFY else "delete"
-                what = "does not exist" if existing is None else "is not a regular file"
-                raise Conflict(f"{item.path}: cannot {verb}, it {what}", field="files")
-            elif item.action is FileAction.MODIFY:
-                blob = repo.create_blob((item.content or "").encode())
-                builder.insert(name, blob, mode)  # keeps the executable bit
-            else:
-                builder.remove(name)
-            continue
-        folder = f"{prefix}{name}"
-        if existing is not None and existing[0] != pygit2.GIT_FILEMODE_TREE:
-            raise Conflict(f"cannot change files below {folder}: it is a file", field="files")
-        subtree = existing[1] if existing is not None else None
-        written = _write_tree(repo, subtree, item, f"{folder}/", cache)
-        if written is not None:
-            builder.insert(name, written, pygit2.GIT_FILEMODE_TREE)
-        elif existing is not None:
-            builder.remove(name)  # Git has no empty directories
-    if len(builder) == 0:
-        return None
-    return builder.write()
-
-
-def _apply(
-    repo: pygit2.Repository, base: pygit2.Commit | None, edit: _Edit, cache: _TreeCache
-) -> pygit2.Oid:
-    written = _write_tree(repo, base.tree_id if base is not None else None, edit, "", cache)
-    return written if written is not None else repo.TreeBuilder().write()
-
-
-def _walk_files(tree: pygit2.Tree, prefix: str) -> Iterator[str]:
-    for entry in tree:
-        if isinstance(entry, pygit2.Tree):
-            yield from _walk_files(entry, f"{prefix}{entry.name}/")
-        elif entry.filemode in _REGULAR_FILE_MODES or entry.filemode == pygit2.GIT_FILEMODE_LINK:
-            yield f"{prefix}{entry.name}"
-
-
-def _entry_id(tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
-    try:
-        return tree[path].id
-    except KeyError:
-        return None
 
 
 # -------------------------------------------------------------------------------------------------
@@ -618,37 +318,6 @@ class _Record:
     files: tuple[_StoredFile, ...]
 
 
-def _time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _approval_json(approval: Approval) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "approver": approval.approver,
-        "revision": approval.revision,
-        "time": _time(approval.time),
-        "groups": sorted(approval.groups),
-    }
-    # Only break-glass approvals carry these; ordinary ones keep their earlier shape.
-    if approval.reason is not None:
-        document["reason"] = approval.reason
-    if approval.expires is not None:
-        document["expires"] = _time(approval.expires)
-    return document
-
-
-def _parse_approval(document: Mapping[str, Any]) -> Approval:
-    expires = document.get("expires")
-    return Approval(
-        approver=document["approver"],
-        revision=document["revision"],
-        time=datetime.fromisoformat(document["time"]),
-        groups=frozenset(document["groups"]),
-        reason=document.get("reason"),
-        expires=None if expires is None else datetime.fromisoformat(expires),
-    )
-
-
 def _record_json(record: _Record) -> bytes:
     change = record.change
     document: dict[str, Any] = {
@@ -662,9 +331,9 @@ def _record_json(record: _Record) -> bytes:
         "revision": change.revision,
         "head": change.head,
         "base": change.base,
-        "created": _time(change.created),
-        "updated": _time(change.updated),
-        "approvals": [_approval_json(approval) for approval in change.approvals],
+        "created": format_time(change.created),
+        "updated": format_time(change.updated),
+        "approvals": [approval_json(approval) for approval in change.approvals],
         "merge_commit": change.merge_commit,
         "applications": [
             {
@@ -705,7 +374,7 @@ def _parse_record(data: bytes) -> _Record:
         base=document["base"],
         created=datetime.fromisoformat(document["created"]),
         updated=datetime.fromisoformat(document["updated"]),
-        approvals=tuple(_parse_approval(a) for a in document["approvals"]),
+        approvals=tuple(parse_approval(a) for a in document["approvals"]),
         merge_commit=document["merge_commit"],
         applications=tuple(
             ApplicationChange(
@@ -727,36 +396,6 @@ def _parse_record(data: bytes) -> _Record:
             _StoredFile(f["path"], FileAction(f["action"]), f["blob"]) for f in request["files"]
         ),
     )
-
-
-def _check_change_id(change_id: str) -> str:
-    if not isinstance(change_id, str) or not _CHANGE_ID.fullmatch(change_id):
-        raise InvalidInput(
-            f"change id {change_id!r} must be a positive decimal number", field="change_id"
-        )
-    return change_id
-
-
-def _check_approval(approval: Approval) -> None:
-    if not isinstance(approval, Approval):
-        raise InvalidInput("approval must be an Approval", field="approval")
-    _check_actor(approval.approver)
-    if not isinstance(approval.revision, int) or approval.revision < 1:
-        raise InvalidInput("an approval names a revision (1 or more)", field="approval.revision")
-    if approval.time.tzinfo is None:
-        raise InvalidInput("an approval time must carry a time zone", field="approval.time")
-    if approval.reason is not None and (
-        not isinstance(approval.reason, str) or not approval.reason.strip()
-    ):
-        raise InvalidInput(
-            "an approval's reason must be non-empty text when given", field="approval.reason"
-        )
-    if approval.expires is not None and (
-        not isinstance(approval.expires, datetime) or approval.expires.tzinfo is None
-    ):
-        raise InvalidInput(
-            "an approval's expiry must be a date-time with a time zone", field="approval.expires"
-        )
 
 
 # -------------------------------------------------------------------------------------------------
@@ -803,14 +442,14 @@ class GitCommitter:
         self.max_attempts = max_attempts
         self.lock_timeout = lock_timeout
         self.fsync = fsync
-        self.committer_name = _check_actor(committer_name)
-        if "@" not in _check_actor(committer_email):
+        self.committer_name = check_actor(committer_name)
+        if "@" not in check_actor(committer_email):
             raise InvalidInput(f"committer_email {committer_email!r} is not an e-mail address")
         self.committer_email = committer_email
         self._started = False
         self._locks: dict[str, anyio.Lock] = {}
         self._handles = _Handles()
-        self._trees = _TreeCache()
+        self._trees = TreeCache()
 
     def __repr__(self) -> str:
         return f"GitCommitter({str(self.root)!r})"
@@ -988,9 +627,9 @@ class GitCommitter:
                 f"the initial commit is for {initial.environment}, not {environment.name}",
                 field="environment",
             )
-        actor = _check_actor(initial.actor)
-        message = compose_message(initial.message, _request_trailers(initial, actor))
-        edit = _plan_edits(initial.files)
+        actor = check_actor(initial.actor)
+        message = compose_message(initial.message, request_trailers(initial, actor))
+        edit = plan_edits(initial.files)
         if initial.expected_head is not None:
             raise InvalidInput("a new repository has no head to expect", field="expected_head")
         gitdir = self._gitdir(environment.name)
@@ -1003,7 +642,7 @@ class GitCommitter:
             try:
                 repo = pygit2.init_repository(str(staging), bare=True, initial_head=DEFAULT_BRANCH)
                 commit = self._make_commit(
-                    repo, None, _apply(repo, None, edit, self._trees), message, actor
+                    repo, None, apply_edits(repo, None, edit, self._trees), message, actor
                 )
                 repo.references.create(MAIN_REF, commit.id)
                 info = self._info(commit)
@@ -1065,9 +704,9 @@ class GitCommitter:
                     return []
                 if not isinstance(subtree, pygit2.Tree):
                     return []
-                paths = _walk_files(subtree, f"{folder}/")
+                paths = walk_files(subtree, f"{folder}/")
             else:
-                paths = _walk_files(tree, "")
+                paths = walk_files(tree, "")
             return sorted(p for p in paths if p.startswith(prefix))
 
         return await self._run(list_paths)
@@ -1076,9 +715,9 @@ class GitCommitter:
         if not isinstance(request, CommitRequest):
             raise InvalidInput("request must be a CommitRequest")
         environment = check_environment_name(request.environment)
-        actor = _check_actor(request.actor)
-        message = compose_message(request.message, _request_trailers(request, actor))
-        edit = _plan_edits(request.files)
+        actor = check_actor(request.actor)
+        message = compose_message(request.message, request_trailers(request, actor))
+        edit = plan_edits(request.files)
         expected = request.expected_head
 
         def build(repo: pygit2.Repository) -> _Plan[CommitInfo]:
@@ -1090,7 +729,7 @@ class GitCommitter:
                     field="expected_head",
                 )
             commit = self._make_commit(
-                repo, head, _apply(repo, head, edit, self._trees), message, actor
+                repo, head, apply_edits(repo, head, edit, self._trees), message, actor
             )
             update = _RefUpdate(MAIN_REF, head.id if head else None, commit.id)
             return _Plan((update,), _returning(self._info(commit)))
@@ -1116,8 +755,8 @@ class GitCommitter:
             found: list[CommitInfo] = []
             for commit in repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL):
                 if path is not None:
-                    mine = _entry_id(commit.tree, path)
-                    theirs = [_entry_id(parent.tree, path) for parent in commit.parents]
+                    mine = entry_id(commit.tree, path)
+                    theirs = [entry_id(parent.tree, path) for parent in commit.parents]
                     # Touched: differs from every parent (a root commit: the path exists).
                     if (not theirs and mine is None) or any(mine == t for t in theirs):
                         continue
@@ -1195,18 +834,18 @@ class GitCommitter:
         request: CommitRequest,
         change_id: str,
         revision: int,
-        edit: _Edit,
+        edit: Edit,
     ) -> tuple[pygit2.Commit, pygit2.Commit | None, tuple[_StoredFile, ...]]:
         """The change's head commit for ``revision``: ``request`` applied to main now."""
         base = self._head(repo)
         try:
-            tree = _apply(repo, base, edit, self._trees)
+            tree = apply_edits(repo, base, edit, self._trees)
         except Conflict as exc:
             raise Conflict(
                 f"the change does not apply to {DEFAULT_BRANCH}: {exc.message}"
             ) from None
         trailers = [
-            *_request_trailers(request, request.actor),
+            *request_trailers(request, request.actor),
             (CHANGE_TRAILER, change_id),
             (CHANGE_REVISION_TRAILER, str(revision)),
         ]
@@ -1234,8 +873,8 @@ class GitCommitter:
         if not isinstance(request, CommitRequest):
             raise InvalidInput("request must be a CommitRequest")
         environment = check_environment_name(request.environment)
-        _check_actor(request.actor)
-        compose_message(request.message, _request_trailers(request, request.actor))
+        check_actor(request.actor)
+        compose_message(request.message, request_trailers(request, request.actor))
         if not isinstance(title, str) or not title.strip() or "\n" in title:
             raise InvalidInput("a change request needs a one-line title", field="title")
         if request.expected_head is not None:
@@ -1243,7 +882,7 @@ class GitCommitter:
                 "a change request is based on the current head; expected_head does not apply",
                 field="expected_head",
             )
-        edit = _plan_edits(request.files)
+        edit = plan_edits(request.files)
 
         def build(repo: pygit2.Repository) -> _Plan[ChangeRequest]:
             change_id = self._next_change_id(repo)
@@ -1312,15 +951,15 @@ class GitCommitter:
         if not isinstance(request, CommitRequest):
             raise InvalidInput("request must be a CommitRequest")
         environment = check_environment_name(request.environment)
-        _check_change_id(change_id)
-        _check_actor(request.actor)
-        compose_message(request.message, _request_trailers(request, request.actor))
+        check_change_id(change_id)
+        check_actor(request.actor)
+        compose_message(request.message, request_trailers(request, request.actor))
         if request.expected_head is not None:
             raise InvalidInput(
                 "a change request is based on the current head; expected_head does not apply",
                 field="expected_head",
             )
-        edit = _plan_edits(request.files)
+        edit = plan_edits(request.files)
 
         def decide(repo: pygit2.Repository, record: _Record) -> _Decision[ChangeRequest]:
             _require_open(record)
@@ -1353,7 +992,7 @@ class GitCommitter:
 
     async def get_change(self, environment: str, change_id: str) -> ChangeRequest:
         check_environment_name(environment)
-        _check_change_id(change_id)
+        check_change_id(change_id)
 
         def get() -> ChangeRequest:
             repo, _ = self._open(environment)
@@ -1385,8 +1024,8 @@ class GitCommitter:
         self, environment: str, change_id: str, approval: Approval
     ) -> ChangeRequest:
         check_environment_name(environment)
-        _check_change_id(change_id)
-        _check_approval(approval)
+        check_change_id(change_id)
+        check_approval(approval)
 
         def decide(_repo: pygit2.Repository, record: _Record) -> _Decision[ChangeRequest]:
             _require_open(record)
@@ -1408,8 +1047,8 @@ class GitCommitter:
 
     async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:
         check_environment_name(environment)
-        _check_change_id(change_id)
-        _check_actor(actor)
+        check_change_id(change_id)
+        check_actor(actor)
         meta_ref = _CHANGE_META.format(id=change_id)
 
         def build(repo: pygit2.Repository) -> _Plan[CommitInfo]:
@@ -1430,7 +1069,7 @@ class GitCommitter:
                 for stored in record.files
             ]
             try:
-                tree = _apply(repo, head, _plan_edits(changes), self._trees)
+                tree = apply_edits(repo, head, plan_edits(changes), self._trees)
             except Conflict as exc:
                 raise Conflict(
                     f"change {change_id} does not apply to {DEFAULT_BRANCH} any more: {exc.message}"
@@ -1455,8 +1094,8 @@ class GitCommitter:
 
     async def close_change(self, environment: str, change_id: str, actor: str) -> ChangeRequest:
         check_environment_name(environment)
-        _check_change_id(change_id)
-        _check_actor(actor)
+        check_change_id(change_id)
+        check_actor(actor)
 
         def decide(_repo: pygit2.Repository, record: _Record) -> _Decision[ChangeRequest]:
             change = record.change

@@ -9,12 +9,13 @@ Repositories
 
 Commits
     Built with pygit2 in a local bare mirror (:mod:`catalyst_gitea.transport`), with the embedded
-    committer's tree editing and trailers, and pushed to ``main`` over HTTP(S) with the token. The
-    push is a compare-and-swap (Git's receive-pack updates the branch only from the value it
-    advertised): when the branch moved — a merge in Gitea, another Catalyst process — the mirror
-    is fetched, the same file changes are applied to the new head, and the push is tried again, up
-    to ``push_attempts`` times. With ``expected_head`` a moved head is a ``Conflict`` at once. A
-    failed operation moves no branch on Gitea.
+    committer's tree editing and trailers (:mod:`catalyst_kernel.provisioning.gittree`,
+    :mod:`catalyst_kernel.provisioning.gitformat`), and pushed to ``main`` over HTTP(S) with the
+    token. The push is a compare-and-swap (Git's receive-pack updates the branch only from the
+    value it advertised): when the branch moved — a merge in Gitea, another Catalyst process —
+    the mirror is fetched, the same file changes are applied to the new head, and the push is
+    tried again, up to ``push_attempts`` times. With ``expected_head`` a moved head is a
+    ``Conflict`` at once. A failed operation moves no branch on Gitea.
 
 Change requests
     A pull request from its own branch (``catalyst/change-<hex>``) into ``main``; the change id is
@@ -65,26 +66,6 @@ import anyio.to_thread
 import attrs
 import pygit2
 
-from catalyst_gitea._gitkit import (
-    ACTOR_TRAILER,
-    CHANGE_REVISION_TRAILER,
-    CHANGE_TRAILER,
-    DEFAULT_BRANCH,
-    OPERATION_TRAILER,
-    PLAN_DIGEST_TRAILER,
-    Edit,
-    TreeCache,
-    apply_edits,
-    check_actor,
-    check_approval,
-    check_change_id,
-    compose_message,
-    entry_id,
-    plan_edits,
-    request_trailers,
-    split_trailers,
-    walk_files,
-)
 from catalyst_gitea.api import GiteaApi, Json, message_of
 from catalyst_gitea.errors import GiteaUnreachable
 from catalyst_gitea.policy import PolicyGate
@@ -116,6 +97,28 @@ from catalyst_kernel.provisioning.committer import (
     CommitRequest,
 )
 from catalyst_kernel.provisioning.environments import POLICY_PATH
+from catalyst_kernel.provisioning.gitformat import (
+    ACTOR_TRAILER,
+    CHANGE_REVISION_TRAILER,
+    CHANGE_TRAILER,
+    DEFAULT_BRANCH,
+    OPERATION_TRAILER,
+    PLAN_DIGEST_TRAILER,
+    check_actor,
+    check_approval,
+    check_change_id,
+    compose_message,
+    request_trailers,
+    split_trailers,
+)
+from catalyst_kernel.provisioning.gittree import (
+    Edit,
+    TreeCache,
+    apply_edits,
+    entry_id,
+    plan_edits,
+    walk_files,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path

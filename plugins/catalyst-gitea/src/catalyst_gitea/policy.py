@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
-from catalyst_gitea._gitkit import DEFAULT_BRANCH
 from catalyst_kernel.blueprints.yamlsafe import safe_load
 from catalyst_kernel.errors import CatalystError, InvalidInput
 from catalyst_kernel.model.convert import structure
@@ -31,6 +30,7 @@ from catalyst_kernel.model.policy import EnvironmentPolicy
 from catalyst_kernel.promotion.policies import read_policy
 from catalyst_kernel.provisioning.committer import ChangeRequest, ChangeStatus
 from catalyst_kernel.provisioning.environments import POLICY_PATH
+from catalyst_kernel.provisioning.gitformat import DEFAULT_BRANCH
 
 if TYPE_CHECKING:
     from catalyst_gitea.committer import GiteaCommitter

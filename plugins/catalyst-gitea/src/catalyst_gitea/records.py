@@ -28,13 +28,13 @@ from typing import Any, Final
 
 from attrs import frozen
 
-from catalyst_gitea._gitkit import approval_json, parse_approval
 from catalyst_kernel.errors import InvalidInput
 from catalyst_kernel.provisioning.committer import (
     ApplicationAction,
     ApplicationChange,
     Approval,
 )
+from catalyst_kernel.provisioning.gitformat import approval_json, parse_approval
 
 __all__ = [
     "ApprovalRecord",

@@ -30,35 +30,31 @@ Other events are accepted (202) and ignored.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from litestar import MediaType, Request, Response, post
+from litestar import Request, Response
 
 # Handler annotations are resolved by Litestar at run time: these imports must stay real.
 from litestar.di import NamedDependency  # noqa: TC002
-from litestar.exceptions import HTTPException
 
-from catalyst_gitea._gitkit import DEFAULT_BRANCH
 from catalyst_gitea.bypass import bypass_event
 from catalyst_gitea.committer import GiteaCommitter
-from catalyst_kernel.api.problems import problem_body, problem_response
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001
+from catalyst_kernel.api.webhooks import BadSignature, HmacScheme, webhook_route
 from catalyst_kernel.errors import (
     BackendUnavailable,
     CatalystError,
     InvalidInput,
     NotFound,
-    Unauthenticated,
 )
 from catalyst_kernel.model.names import check_environment_name, split_environment_name
 from catalyst_kernel.plugins.manager import Slot
 from catalyst_kernel.provisioning.committer import ChangeRequest, ChangeStatus
+from catalyst_kernel.provisioning.gitformat import DEFAULT_BRANCH
 from catalyst_kernel.provisioning.publishing import change_event, commit_event
 from catalyst_kernel.settings import Settings  # noqa: TC001
 
@@ -66,12 +62,18 @@ if TYPE_CHECKING:
     from catalyst_gitea.settings import GiteaSettings
     from catalyst_kernel.model.event import Event
 
-__all__ = ["SIGNATURE_HEADER", "WEBHOOK_PATH", "GiteaWebhooks", "signature_of"]
+__all__ = ["GITEA_SIGNATURE", "SIGNATURE_HEADER", "WEBHOOK_PATH", "GiteaWebhooks", "signature_of"]
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH: Final = "/v1/webhooks/gitea"
 SIGNATURE_HEADER: Final = "X-Gitea-Signature"
+GITEA_SIGNATURE: Final = HmacScheme(
+    header=SIGNATURE_HEADER,
+    realm="gitea-webhook",
+    refused="the delivery is not signed with the Gitea webhook secret",
+)
+"""``X-Gitea-Signature: <hex HMAC-SHA256 of the body>``."""
 _ZERO: Final = "0" * 40
 _REVIEWS: Final = {
     "pull_request_approved": "APPROVED",
@@ -85,7 +87,7 @@ _REVIEWS: Final = {
 
 def signature_of(secret: str, body: bytes) -> str:
     """Gitea's signature of ``body``: hex HMAC-SHA256 with ``secret``."""
-    return hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return GITEA_SIGNATURE.sign(secret, body)
 
 
 def _kind(request: Request[Any, Any, Any]) -> str:
@@ -106,21 +108,6 @@ def _login(document: Any) -> str | None:
     if isinstance(document, dict) and isinstance(document.get("login"), str):
         return cast(str, document["login"])
     return None
-
-
-async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
-    too_large = HTTPException(status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _environment(payload: dict[str, Any]) -> str | None:
@@ -154,12 +141,8 @@ class GiteaWebhooks:
     def route_handlers(self) -> list[Any]:
         receiver = self
 
-        @post(
-            WEBHOOK_PATH,
-            media_type=MediaType.JSON,
-            status_code=HTTPStatus.ACCEPTED,
-            tags=["webhooks"],
-            summary="Receive a Gitea webhook delivery (push, pull request, review)",
+        @webhook_route(
+            WEBHOOK_PATH, summary="Receive a Gitea webhook delivery (push, pull request, review)"
         )
         async def receive_gitea_webhook(
             request: Request[Any, Any, Any],
@@ -177,15 +160,6 @@ class GiteaWebhooks:
 
     # ---------------------------------------------------------------------------------------------
 
-    def _unauthenticated(self, request: Request[Any, Any, Any], reason: str) -> Response[Any]:
-        body = problem_body(
-            code=Unauthenticated.code,
-            status=int(HTTPStatus.UNAUTHORIZED),
-            detail=f"the delivery is not signed with the Gitea webhook secret: {reason}",
-            instance=request.url.path,
-        )
-        return problem_response(body, headers={"WWW-Authenticate": 'HMAC realm="gitea-webhook"'})
-
     async def receive(
         self, request: Request[Any, Any, Any], settings: Settings, runtime: Runtime
     ) -> Response[Any]:
@@ -193,13 +167,12 @@ class GiteaWebhooks:
         secret = self.settings.webhook_secret
         if not secret:
             raise NotFound("no Gitea webhook is configured")
-        body = await _read_body(request, self.settings.webhook_max_body)
-        given = request.headers.get(SIGNATURE_HEADER, "").strip().lower()
-        if not given:
-            return self._unauthenticated(request, f"the {SIGNATURE_HEADER} header is missing")
-        if not hmac.compare_digest(signature_of(secret, body), given):
-            log.warning("gitea webhook refused: the signature does not match the body")
-            return self._unauthenticated(request, "the signature does not match the body")
+        limit = self.settings.webhook_max_body
+        try:
+            body = await GITEA_SIGNATURE.read_signed(request, secret, limit)
+        except BadSignature as exc:
+            log.warning("gitea webhook refused: %s", exc)
+            return GITEA_SIGNATURE.refusal(request, exc)
         try:
             payload = json.loads(body)
         except (UnicodeDecodeError, ValueError):

@@ -13,24 +13,21 @@ translation into an event is :mod:`catalyst_kernel.readside.flux_events`.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from http import HTTPStatus
 from typing import Any, Final, cast
 
-from litestar import MediaType, Request, Response, post
+from litestar import Request, Response
 
 # Handler annotations are resolved by Litestar at run time: these imports must stay real.
 from litestar.di import NamedDependency  # noqa: TC002
-from litestar.exceptions import HTTPException
 from litestar.params import FromPath  # noqa: TC002
 
-from catalyst_kernel.api.problems import problem_body, problem_response
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001
+from catalyst_kernel.api.webhooks import BadSignature, HmacScheme, webhook_route
 from catalyst_kernel.builtin.core import DEFAULT_FLUX_WEBHOOK_MAX_BODY, CoreSettings
-from catalyst_kernel.errors import BackendUnavailable, InvalidInput, NotFound, Unauthenticated
+from catalyst_kernel.errors import BackendUnavailable, InvalidInput, NotFound
 from catalyst_kernel.model.names import check_environment_name
 from catalyst_kernel.plugins.manager import PluginManager, Slot
 from catalyst_kernel.readside.flux_events import (
@@ -41,74 +38,25 @@ from catalyst_kernel.readside.flux_events import (
 from catalyst_kernel.readside.spine import Spine
 from catalyst_kernel.settings import Settings  # noqa: TC001
 
-__all__ = ["ROUTES", "SIGNATURE_HEADER", "receive_flux_notification", "verify_signature"]
+__all__ = ["FLUX_SIGNATURE", "ROUTES", "SIGNATURE_HEADER", "receive_flux_notification"]
 
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER: Final = "X-Signature"
-_HASHES: Final = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+FLUX_SIGNATURE: Final = HmacScheme(
+    header=SIGNATURE_HEADER,
+    realm="flux-webhook",
+    refused="the notification is not signed with this Environment's secret",
+    prefixed=True,
+    algorithms=("sha256", "sha384", "sha512"),
+)
+"""``X-Signature: <hash>=<hex HMAC of the body>`` (``generic-hmac``), sha256, sha384 or sha512."""
 _NO_WEBHOOK: Final = "no Flux webhook for this Environment"
-
-
-class BadSignature(Exception):
-    """The ``X-Signature`` header is missing, garbled, of a refused hash or wrong."""
-
-
-def verify_signature(secret: str, body: bytes, header: str | None) -> None:
-    """Check ``header`` (``sha256=<hex>``, ``sha384=…`` or ``sha512=…``) against ``body``.
-
-    :raises BadSignature: with a reason that names neither the secret nor the expected value.
-    """
-    if not header:
-        raise BadSignature(f"the {SIGNATURE_HEADER} header is missing")
-    algorithm, separator, given = header.strip().partition("=")
-    algorithm = algorithm.strip().lower()
-    if not separator:
-        raise BadSignature(f"the {SIGNATURE_HEADER} header is not <hash>=<hex digest>")
-    if algorithm not in _HASHES:
-        raise BadSignature(
-            f"{SIGNATURE_HEADER} hash {algorithm[:16]!r} is not accepted; use sha256, sha384 "
-            "or sha512"
-        )
-    digest = _HASHES[algorithm]
-    try:
-        received = bytes.fromhex(given.strip())
-    except ValueError:
-        raise BadSignature(f"the {SIGNATURE_HEADER} digest is not hexadecimal") from None
-    expected = hmac.new(secret.encode("utf-8"), body, digest).digest()
-    if not hmac.compare_digest(expected, received):
-        raise BadSignature(f"the {SIGNATURE_HEADER} signature does not match the body")
 
 
 def _core_settings(manager: PluginManager) -> CoreSettings:
     settings = manager.plugin_settings("core")
     return settings if isinstance(settings, CoreSettings) else CoreSettings()
-
-
-async def _read_body(request: Request[Any, Any, Any], limit: int) -> bytes:
-    too_large = HTTPException(status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _unauthenticated(request: Request[Any, Any, Any], reason: str) -> Response[Any]:
-    body = problem_body(
-        code=Unauthenticated.code,
-        status=int(HTTPStatus.UNAUTHORIZED),
-        detail=f"the notification is not signed with this Environment's secret: {reason}",
-        instance=request.url.path,
-    )
-    # Not "Bearer": this route authenticates by HMAC signature only.
-    return problem_response(body, headers={"WWW-Authenticate": 'HMAC realm="flux-webhook"'})
 
 
 def _spine(runtime: Runtime) -> Spine:
@@ -118,12 +66,8 @@ def _spine(runtime: Runtime) -> Spine:
     return cast(Spine, spine)
 
 
-@post(
-    "/v1/webhooks/flux/{env:str}",
-    media_type=MediaType.JSON,
-    status_code=HTTPStatus.ACCEPTED,
-    tags=["webhooks"],
-    summary="Receive a Flux notification (generic-hmac provider)",
+@webhook_route(
+    "/v1/webhooks/flux/{env:str}", summary="Receive a Flux notification (generic-hmac provider)"
 )
 async def receive_flux_notification(
     request: Request[Any, Any, Any],
@@ -142,12 +86,12 @@ async def receive_flux_notification(
     secret = core.flux_webhook_secrets.get(env)
     if not secret:
         raise NotFound(_NO_WEBHOOK)
-    body = await _read_body(request, core.flux_webhook_max_body or DEFAULT_FLUX_WEBHOOK_MAX_BODY)
+    limit = core.flux_webhook_max_body or DEFAULT_FLUX_WEBHOOK_MAX_BODY
     try:
-        verify_signature(secret, body, request.headers.get(SIGNATURE_HEADER))
+        body = await FLUX_SIGNATURE.read_signed(request, secret, limit)
     except BadSignature as exc:
         logger.warning("Flux notification for %s refused: %s", env, exc)
-        return _unauthenticated(request, str(exc))
+        return FLUX_SIGNATURE.refusal(request, exc)
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError):

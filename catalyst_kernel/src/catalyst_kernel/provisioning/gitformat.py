@@ -1,0 +1,234 @@
+"""What Catalyst writes into Git, the same for every Git committer.
+
+Commits go to :data:`DEFAULT_BRANCH`; their messages end with Git trailers (:func:`compose_message`,
+read back with :func:`split_trailers`): who acted (``Catalyst-Actor``), the operation, the plan's
+digest, and for a merged change request its id and revision. The committer writes those trailers
+itself (:func:`request_trailers`); a request may add others but not set them. Approvals are stored
+as JSON documents (:func:`approval_json`, :func:`parse_approval`). The ``check_*`` functions
+refuse, as :class:`~catalyst_kernel.errors.InvalidInput`, the actors, change ids and approvals
+that could not be written this way, so every committer refuses the same inputs with the same
+messages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from catalyst_kernel.errors import InvalidInput
+from catalyst_kernel.provisioning.committer import Approval, CommitRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "ACTOR_TRAILER",
+    "CHANGE_REVISION_TRAILER",
+    "CHANGE_TRAILER",
+    "DEFAULT_BRANCH",
+    "OPERATION_TRAILER",
+    "PLAN_DIGEST_TRAILER",
+    "approval_json",
+    "check_actor",
+    "check_approval",
+    "check_change_id",
+    "compose_message",
+    "format_time",
+    "parse_approval",
+    "request_trailers",
+    "split_trailers",
+]
+
+DEFAULT_BRANCH: Final = "main"
+"""The branch of an Environment repository that commits and merged change requests go to."""
+ACTOR_TRAILER: Final = "Catalyst-Actor"
+OPERATION_TRAILER: Final = "Catalyst-Operation"
+PLAN_DIGEST_TRAILER: Final = "Catalyst-Plan-Digest"
+CHANGE_TRAILER: Final = "Catalyst-Change"
+CHANGE_REVISION_TRAILER: Final = "Catalyst-Change-Revision"
+_RESERVED_TRAILERS: Final = frozenset(
+    key.lower()
+    for key in (
+        ACTOR_TRAILER,
+        OPERATION_TRAILER,
+        PLAN_DIGEST_TRAILER,
+        CHANGE_TRAILER,
+        CHANGE_REVISION_TRAILER,
+    )
+)
+_TRAILER_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_TRAILER_LINE: Final = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (.*)")
+_CHANGE_ID: Final = re.compile(r"[1-9][0-9]{0,17}")
+
+
+# -------------------------------------------------------------------------------------------------
+# Messages and trailers
+# -------------------------------------------------------------------------------------------------
+
+
+def _check_trailer(key: str, value: str) -> None:
+    if not _TRAILER_KEY.fullmatch(key):
+        raise InvalidInput(
+            f"trailer key {key!r} must be letters, digits and '-', starting with a letter or digit",
+            field="trailers",
+        )
+    if not value or value != value.strip() or any(c in value for c in "\r\n\x00"):
+        raise InvalidInput(
+            f"trailer {key}: the value must be one non-empty line without surrounding spaces",
+            field="trailers",
+        )
+
+
+def compose_message(message: str, trailers: Sequence[tuple[str, str]]) -> str:
+    """``message`` followed by a blank line and ``trailers`` as Git trailers (``Key: value``).
+
+    :raises InvalidInput: the message is empty or holds NUL, or a trailer is not one line.
+    """
+    if "\x00" in message:
+        raise InvalidInput("a commit message cannot contain NUL characters", field="message")
+    body = message.rstrip()
+    if not body:
+        raise InvalidInput("a commit message must not be empty", field="message")
+    for key, value in trailers:
+        _check_trailer(key, value)
+    if not trailers:
+        return body + "\n"
+    return body + "\n\n" + "".join(f"{key}: {value}\n" for key, value in trailers)
+
+
+def split_trailers(message: str) -> tuple[str, dict[str, str]]:
+    """Split a commit message into its body and its trailers (the last paragraph, when every
+    line of it is ``Key: value``, as ``git interpret-trailers`` reads it)."""
+    text = message.rstrip()
+    body, separator, last = text.rpartition("\n\n")
+    if not separator:
+        return text, {}
+    matches = [_TRAILER_LINE.fullmatch(line) for line in last.split("\n")]
+    if not all(matches):
+        return text, {}
+    return body.rstrip(), {m[1]: m[2] for m in matches if m is not None}
+
+
+def request_trailers(request: CommitRequest, actor: str) -> list[tuple[str, str]]:
+    """The trailers of a commit made for ``request`` by ``actor``: the committer's own
+    (actor, operation, plan digest when there is one), then the request's.
+
+    :raises InvalidInput: a request trailer is not text, or is one the committer writes.
+    """
+    trailers = [(ACTOR_TRAILER, actor), (OPERATION_TRAILER, request.operation_id)]
+    if request.plan_digest:
+        trailers.append((PLAN_DIGEST_TRAILER, request.plan_digest))
+    for key, value in request.trailers.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput("trailers map text to text", field="trailers")
+        if key.lower() in _RESERVED_TRAILERS:
+            raise InvalidInput(
+                f"trailer {key} is written by the committer and cannot be set", field="trailers"
+            )
+        trailers.append((key, value))
+    return trailers
+
+
+# -------------------------------------------------------------------------------------------------
+# Input checks
+# -------------------------------------------------------------------------------------------------
+
+
+def check_actor(actor: str) -> str:
+    """``actor`` if it can name a Git author and fill a trailer (one line, no ``<`` or ``>``).
+
+    :raises InvalidInput: on ``field="actor"``.
+    """
+    if not isinstance(actor, str) or not actor.strip():
+        raise InvalidInput("the actor must be a non-empty string", field="actor")
+    if any(c in actor for c in "<>\r\n\x00") or actor != actor.strip():
+        raise InvalidInput(
+            f"actor {actor!r} cannot contain '<', '>', line breaks or surrounding spaces",
+            field="actor",
+        )
+    return actor
+
+
+def check_change_id(change_id: str) -> str:
+    """``change_id`` if it is a change request id (a positive decimal number).
+
+    :raises InvalidInput: on ``field="change_id"``.
+    """
+    if not isinstance(change_id, str) or not _CHANGE_ID.fullmatch(change_id):
+        raise InvalidInput(
+            f"change id {change_id!r} must be a positive decimal number", field="change_id"
+        )
+    return change_id
+
+
+def check_approval(approval: Approval) -> None:
+    """Refuse an approval that cannot be recorded: a bad approver, a revision below 1, a time
+    without a time zone, an empty reason or an expiry without a time zone.
+
+    :raises InvalidInput: on the failing ``approval.*`` field.
+    """
+    if not isinstance(approval, Approval):
+        raise InvalidInput("approval must be an Approval", field="approval")
+    check_actor(approval.approver)
+    if not isinstance(approval.revision, int) or approval.revision < 1:
+        raise InvalidInput("an approval names a revision (1 or more)", field="approval.revision")
+    if approval.time.tzinfo is None:
+        raise InvalidInput("an approval time must carry a time zone", field="approval.time")
+    if approval.reason is not None and (
+        not isinstance(approval.reason, str) or not approval.reason.strip()
+    ):
+        raise InvalidInput(
+            "an approval's reason must be non-empty text when given", field="approval.reason"
+        )
+    if approval.expires is not None and (
+        not isinstance(approval.expires, datetime) or approval.expires.tzinfo is None
+    ):
+        raise InvalidInput(
+            "an approval's expiry must be a date-time with a time zone", field="approval.expires"
+        )
+
+
+# -------------------------------------------------------------------------------------------------
+# Records
+# -------------------------------------------------------------------------------------------------
+
+
+def format_time(value: datetime) -> str:
+    """``value`` as records store times: ISO 8601 in UTC."""
+    return value.astimezone(UTC).isoformat()
+
+
+def approval_json(approval: Approval) -> dict[str, Any]:
+    """``approval`` as a JSON document (read back by :func:`parse_approval`)."""
+    document: dict[str, Any] = {
+        "approver": approval.approver,
+        "revision": approval.revision,
+        "time": format_time(approval.time),
+        "groups": sorted(approval.groups),
+    }
+    # Only break-glass approvals carry these; ordinary ones keep their earlier shape.
+    if approval.reason is not None:
+        document["reason"] = approval.reason
+    if approval.expires is not None:
+        document["expires"] = format_time(approval.expires)
+    return document
+
+
+def parse_approval(document: Mapping[str, Any]) -> Approval:
+    """The approval an :func:`approval_json` document holds. The values are not checked (see
+    :func:`check_approval`).
+
+    :raises KeyError: a required member is missing.
+    :raises ValueError: a time is not ISO 8601.
+    :raises TypeError: ``groups`` or a time is of the wrong type.
+    """
+    expires = document.get("expires")
+    return Approval(
+        approver=document["approver"],
+        revision=document["revision"],
+        time=datetime.fromisoformat(document["time"]),
+        groups=frozenset(document["groups"]),
+        reason=document.get("reason"),
+        expires=None if expires is None else datetime.fromisoformat(expires),
+    )
