@@ -336,7 +336,14 @@ class ChangeDesk:
                     )
                 latest = await self.committer.get_change(environment, change_id)
                 if latest.revision == change.revision and latest.approvals == change.approvals:
-                    commit = await self.committer.merge_change(environment, change_id, actor)
+                    try:
+                        commit = await self.committer.merge_change(
+                            environment, change_id, actor, revision=change.revision
+                        )
+                    except Conflict as exc:
+                        if exc.field != "revision":
+                            raise
+                        continue  # updated between the evaluation and the merge: evaluate again
                     return commit, verdict
             raise Conflict(f"change {change_id} keeps changing; retry the merge", field="id")
 

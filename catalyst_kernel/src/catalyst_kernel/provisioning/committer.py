@@ -175,8 +175,14 @@ class Committer(Service, Protocol):
     ) -> ChangeRequest:
         """Record ``approval`` for the change's current revision."""
 
-    async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:
-        """Merge the change atomically onto the default branch (policy is checked by the caller)."""
+    async def merge_change(
+        self, environment: str, change_id: str, actor: str, *, revision: int | None = None
+    ) -> CommitInfo:
+        """Merge the change atomically onto the default branch (policy is checked by the caller).
+
+        With ``revision``, merge only that revision (the one the policy evaluated): a change
+        updated since is a :class:`~catalyst_kernel.errors.Conflict`, checked atomically with
+        the merge."""
 
     async def close_change(self, environment: str, change_id: str, actor: str) -> ChangeRequest:
         """Close the change without merging."""

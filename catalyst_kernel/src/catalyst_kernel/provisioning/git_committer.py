@@ -1045,7 +1045,9 @@ class GitCommitter:
         build = self._step(environment, change_id, approval.approver, decide)
         return await self._write(environment, lambda: self._transact(environment, build))
 
-    async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:
+    async def merge_change(
+        self, environment: str, change_id: str, actor: str, *, revision: int | None = None
+    ) -> CommitInfo:
         check_environment_name(environment)
         check_change_id(change_id)
         check_actor(actor)
@@ -1058,6 +1060,12 @@ class GitCommitter:
                 healed = self._record_commit(repo, _merged(record, landed), meta, "merged", actor)
                 return _Plan((_RefUpdate(meta_ref, meta, healed),), _returning(self._info(landed)))
             _require_open(record)
+            if revision is not None and record.change.revision != revision:
+                raise Conflict(
+                    f"change {change_id} is at revision {record.change.revision}, not the "
+                    f"evaluated revision {revision}: evaluate it again",
+                    field="revision",
+                )
             change = record.change
             head = self._head(repo)
             changes = [

@@ -230,8 +230,10 @@ class PublishingCommitter:
         await self._publish(environment, event)
         return change
 
-    async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:
-        commit = await self.inner.merge_change(environment, change_id, actor)
+    async def merge_change(
+        self, environment: str, change_id: str, actor: str, *, revision: int | None = None
+    ) -> CommitInfo:
+        commit = await self.inner.merge_change(environment, change_id, actor, revision=revision)
         self._committed(environment, "merge")
         change = await self.inner.get_change(environment, change_id)
         await self._publish(

@@ -807,6 +807,30 @@ class CommitterConformance(SlotConformance):
         assert await self.head(provider) == merged.sha
 
     @pytest.mark.anyio
+    async def test_merge_of_an_evaluated_revision_refuses_a_newer_one(
+        self, provider: Committer
+    ) -> None:
+        await self.create(provider)
+        change = await provider.open_change(
+            self.request(self.add("applications/web/values.yaml", "a: 1\n")), "Install web"
+        )
+        updated = await provider.update_change(
+            change.id, self.request(self.add("applications/web/values.yaml", "a: 2\n"))
+        )
+        before = await self.head(provider)
+        with pytest.raises(Conflict) as caught:
+            await provider.merge_change(self.environment, change.id, "carol", revision=1)
+        assert caught.value.field == "revision"
+        assert await self.head(provider) == before
+        assert (await provider.get_change(self.environment, change.id)).status is (
+            ChangeStatus.OPEN
+        )
+        merged = await provider.merge_change(
+            self.environment, change.id, "carol", revision=updated.revision
+        )
+        assert await self.head(provider) == merged.sha
+
+    @pytest.mark.anyio
     async def test_merge_conflict_leaves_main_and_change_unchanged(
         self, provider: Committer
     ) -> None:

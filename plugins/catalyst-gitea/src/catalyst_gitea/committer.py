@@ -1073,13 +1073,23 @@ class GiteaCommitter:
             paths.update(entry.path for entry in entries if entry is not None)
         return sorted(paths)
 
-    async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:
+    async def merge_change(
+        self, environment: str, change_id: str, actor: str, *, revision: int | None = None
+    ) -> CommitInfo:
         check_environment_name(environment)
         check_change_id(change_id)
         check_actor(actor)
         async with self._lock(environment):
             change, pull = await self._read_change(environment, change_id)
             _require_open(change)
+            if revision is not None and change.revision != revision:
+                # Pushed to (or updated) since the policy evaluated it: the head merged below
+                # must be the evaluated one, and Gitea refuses a head that moved after this read.
+                raise Conflict(
+                    f"change {change_id} is at revision {change.revision}, not the evaluated "
+                    f"revision {revision}: evaluate it again",
+                    field="revision",
+                )
             _, record = read_change(pull.get("body"))
             assert record is not None
             await self._fetch(environment)
