@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from catalyst_kernel.provisioning.environments import POLICY_PATH
+from catalyst_kernel.secrets.backend import SecretPath
 from catalyst_kernel.settings import Settings
 from catalyst_kernel.testing.service import ApiService, assert_problem, running_service
 
@@ -431,3 +432,64 @@ async def test_verdicts_are_shown_where_changes_live_when_the_committer_can(
         f"/v1/environments/acme-prod/changes/{change}/approve", headers=reviewer
     )
     assert shown == [(change, False), (change, True)]
+
+
+async def test_proposed_secret_values_wait_for_the_merge(service: ApiService) -> None:
+    rule = {"kind": "pr-required", "approvers": ["team-platform"]}
+    await service.client.put(
+        "/v1/environments/acme-prod/policy", json=policy(rule), headers=service.auth(**ADMIN)
+    )
+    backend = service.runtime.secrets
+    reviewer = developer(service, groups=["team-platform"], subject="pat@acme")
+    config = {"siteTitle": "Acme", "adminEmail": "web@acme.example"}
+
+    async def through_policy(response: Any, *, merge: bool) -> None:
+        assert response.status_code == 202, response.text
+        path = f"/v1/environments/acme-prod/changes/{response.json()['change']['id']}"
+        if merge:
+            assert (await service.client.post(f"{path}/approve", headers=reviewer)).is_success
+            merged = await service.client.post(f"{path}/merge", headers=developer(service))
+            assert merged.status_code == 200, merged.text
+        else:
+            closed = await service.client.post(f"{path}/close", headers=developer(service))
+            assert closed.status_code == 200, closed.text
+
+    install = await service.client.post(
+        "/v1/environments/acme-prod/applications",
+        json={
+            "name": "site",
+            "blueprint": "bp-wordpress",
+            "config": {**config, "adminPassword": "first-password-123456"},
+            "dependencies": {"db": {"create": True}},
+        },
+        headers=developer(service),
+    )
+    names = [app["name"] for app in install.json()["plan"]["applications"] if app["name"] == "site"]
+    assert names == ["site"]
+    await through_policy(install, merge=True)
+    record = await service.runtime.provisioner.application("acme-prod", "site")
+    assert record is not None
+    assert record.secrets
+    live = SecretPath("acme", "prod", "site", record.secrets[0])
+    assert await backend.read(live) == {"value": "first-password-123456"}
+
+    update = await service.client.patch(
+        "/v1/environments/acme-prod/applications/site",
+        json={
+            "config": {**config, "siteTitle": "Acme 2", "adminPassword": "second-password-654321"}
+        },
+        headers=developer(service),
+    )
+    assert await backend.read(live) == {"value": "first-password-123456"}, "not before a merge"
+    await through_policy(update, merge=False)
+    assert await backend.read(live) == {"value": "first-password-123456"}, "closed: discarded"
+
+    again = await service.client.patch(
+        "/v1/environments/acme-prod/applications/site",
+        json={
+            "config": {**config, "siteTitle": "Acme 3", "adminPassword": "third-password-987654"}
+        },
+        headers=developer(service),
+    )
+    await through_policy(again, merge=True)
+    assert await backend.read(live) == {"value": "third-password-987654"}

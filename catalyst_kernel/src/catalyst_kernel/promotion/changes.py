@@ -16,6 +16,7 @@ evaluated again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import anyio
 import attrs
+from attrs import frozen
 from semantic_version import Version
 
 from catalyst_kernel.errors import Conflict, InvalidInput, PolicyRefused
@@ -38,7 +40,8 @@ from catalyst_kernel.provisioning.committer import (
     ChangeStatus,
     CommitInfo,
 )
-from catalyst_kernel.provisioning.promotion import ChangeProposal, Requirement, propose
+from catalyst_kernel.provisioning.promotion import ChangeProposal, Requirement
+from catalyst_kernel.secrets.backend import SecretPath
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
     from catalyst_kernel.model.principal import Principal
     from catalyst_kernel.promotion.evaluation import PolicyEvaluator, Verdict
     from catalyst_kernel.promotion.rules import TimelineReader
-    from catalyst_kernel.provisioning.provisioner import Provisioner
+    from catalyst_kernel.provisioning.provisioner import Operation, Provisioner
     from catalyst_kernel.readside.spine import KeyValue
 
 __all__ = [
@@ -66,11 +69,34 @@ Clock = Callable[[], datetime]
 DEPENDENCIES_CHECK: Final = "dependencies"
 BLOCKED_VERSIONS_CHECK: Final = "blocked-versions"
 _REQUIREMENTS: Final = "change-requirements/"
+_SECRET_MOVES: Final = "change-secrets/"
 _MAX_REASON: Final = 500
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _change_key(change: ChangeRequest) -> str:
+    return f"{change.environment}/{change.id}"
+
+
+@frozen
+class SecretMove:
+    """What happens to one secret value when a change merges: a ``stage``d value replaces the
+    live one, a ``copy`` fills a destination that has none, a ``remove`` deletes the live one.
+    Paths only; values stay in the secret backend."""
+
+    action: str
+    source: SecretPath | None
+    target: SecretPath
+
+
+def _staging(path: SecretPath, operation_id: str) -> SecretPath:
+    """Where a proposed value waits for its change to merge: beside the live one, under an
+    Application name no Application can have (``staged-`` and a digest)."""
+    digest = hashlib.sha256(f"{operation_id}/{path.application}".encode()).hexdigest()[:24]
+    return SecretPath(path.organization, path.env_type, f"staged-{digest}", path.secret)
 
 
 @runtime_checkable
@@ -117,17 +143,83 @@ class ChangeDesk:
     # --- opening ---------------------------------------------------------------------------------
 
     async def open(self, proposal: ChangeProposal) -> ChangeRequest:
-        """Open the proposal's change request, recording what it requires of the destination."""
-        change = await propose(self.provisioner, proposal)
-        if proposal.requires:
-            kv = await self._directory_kv()
-            body = json.dumps(unstructure(list(proposal.requires))).encode()
-            await kv.put(self._requirements_key(change), body)
+        """Open a promotion's or rollback's change request, recording what it requires of the
+        destination and the secret values to copy there when it merges."""
+        change = await self.committer.open_change(proposal.request, proposal.title)
+        moves = [SecretMove("copy", origin, target) for origin, target in proposal.secret_copies]
+        await self._record(change, proposal.requires, moves)
         return change
+
+    async def propose(self, operation: Operation, title: str) -> ChangeRequest:
+        """Open an install, update or uninstall as a change request (its Environment's policy
+        has rules). The operation's secret values are staged beside the live ones and take
+        their place only when the change merges; closing it discards them."""
+        backend = self.provisioner.secret_backend
+        staged: list[SecretMove] = []
+        try:
+            for path, values in operation.secrets:
+                holding = _staging(path, operation.request.operation_id)
+                await backend.write(holding, values)
+                staged.append(SecretMove("stage", holding, path))
+            change = await self.committer.open_change(operation.request, title)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for move in staged:
+                    if move.source is not None:
+                        await backend.delete(move.source)
+            raise
+        removals = [SecretMove("remove", None, path) for path in operation.removed_secrets]
+        await self._record(change, (), [*staged, *removals])
+        return change
+
+    async def _record(
+        self,
+        change: ChangeRequest,
+        requires: Sequence[Requirement],
+        moves: Sequence[SecretMove],
+    ) -> None:
+        kv = await self._directory_kv()
+        if requires:
+            body = json.dumps(unstructure(list(requires))).encode()
+            await kv.put(self._requirements_key(change), body)
+        if moves:
+            await kv.put(
+                _SECRET_MOVES + _change_key(change), json.dumps(unstructure(list(moves))).encode()
+            )
+
+    async def _settle(self, change: ChangeRequest, *, merged: bool) -> None:
+        """Carry out (merged) or discard (closed) the change's secret moves. A failure is
+        logged with the paths (never values); the merge or close stands."""
+        kv = await self._directory_kv()
+        key = _SECRET_MOVES + _change_key(change)
+        entry = await kv.get(key)
+        if entry is None or entry.value is None:
+            return
+        moves = structure(json.loads(entry.value), list[SecretMove], what="secret moves")
+        backend = self.provisioner.secret_backend
+        for move in moves:
+            try:
+                if merged and move.action == "stage" and move.source is not None:
+                    await backend.write(move.target, await backend.read(move.source))
+                elif merged and move.action == "copy" and move.source is not None:
+                    if not await backend.exists(move.target):
+                        await backend.write(move.target, await backend.read(move.source))
+                elif merged and move.action == "remove":
+                    await backend.delete(move.target)
+                if move.action == "stage" and move.source is not None:
+                    await backend.delete(move.source)
+            except Exception:
+                log.exception(
+                    "secret %s for change %s in %s was not settled",
+                    move.target,
+                    change.id,
+                    change.environment,
+                )
+        await kv.delete(key)
 
     @staticmethod
     def _requirements_key(change: ChangeRequest) -> str:
-        return f"{_REQUIREMENTS}{change.environment}/{change.id}"
+        return _REQUIREMENTS + _change_key(change)
 
     async def _requirements(self, change: ChangeRequest) -> list[Requirement]:
         kv = await self._directory_kv()
@@ -344,11 +436,23 @@ class ChangeDesk:
                         if exc.field != "revision":
                             raise
                         continue  # updated between the evaluation and the merge: evaluate again
+                    merged = await self.committer.get_change(environment, change_id)
+                    await self._settle(merged, merged=True)
+                    self._forget(merged)
                     return commit, verdict
             raise Conflict(f"change {change_id} keeps changing; retry the merge", field="id")
 
     async def close(self, environment: str, change_id: str, actor: str) -> ChangeRequest:
-        return await self.committer.close_change(environment, change_id, actor)
+        """Close without merging; staged secret values are discarded."""
+        closed = await self.committer.close_change(environment, change_id, actor)
+        await self._settle(closed, merged=False)
+        self._forget(closed)
+        return closed
+
+    def _forget(self, change: ChangeRequest) -> None:
+        key = (change.environment, change.id)
+        self._shown.pop(key, None)
+        self._merging.pop(f"{change.environment}/{change.id}", None)
 
     async def changes(
         self, environment: str, status: ChangeStatus | None = None

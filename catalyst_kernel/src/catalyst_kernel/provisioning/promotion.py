@@ -32,14 +32,11 @@ from catalyst_kernel.model.plan import FileAction, FileChange
 from catalyst_kernel.provisioning.committer import (
     ApplicationAction,
     ApplicationChange,
-    ChangeRequest,
     CommitRequest,
 )
 from catalyst_kernel.secrets.backend import SecretPath
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from catalyst_kernel.blueprints.catalog import CatalogView
     from catalyst_kernel.model.application import Application
     from catalyst_kernel.provisioning.provisioner import Provisioner
@@ -53,7 +50,6 @@ __all__ = [
     "parse_requirements",
     "plan_promotion",
     "plan_rollback",
-    "propose",
 ]
 
 PROMOTED_FROM_TRAILER: Final = "Catalyst-Promoted-From"
@@ -238,19 +234,3 @@ async def plan_rollback(
     )
     title = f"Roll back {application} to {earlier.version} ({to[:12]})"
     return ChangeProposal(request, title, rollback=True)
-
-
-async def propose(provisioner: Provisioner, proposal: ChangeProposal) -> ChangeRequest:
-    """Copy the proposal's secrets inside the backend, then open the change request."""
-    backend = provisioner.secret_backend
-    written: list[SecretPath] = []
-    try:
-        for origin, target in proposal.secret_copies:
-            values: Mapping[str, str] = await backend.read(origin)
-            await backend.write(target, values)
-            written.append(target)
-        return await provisioner.committer.open_change(proposal.request, proposal.title)
-    except BaseException:
-        for path in written:
-            await backend.delete(path)
-        raise

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import attrs
 import yaml
 from attrs import field, frozen
@@ -47,7 +48,7 @@ from catalyst_kernel.secrets.backend import SecretPath
 
 if TYPE_CHECKING:
     from catalyst_kernel.blueprints.catalog import CatalogView
-    from catalyst_kernel.provisioning.committer import ChangeRequest, CommitInfo, Committer
+    from catalyst_kernel.provisioning.committer import CommitInfo, Committer
     from catalyst_kernel.provisioning.composer import ManifestComposer
     from catalyst_kernel.provisioning.resolution import Resolution, ResolvedNode
     from catalyst_kernel.secrets.backend import SecretBackend
@@ -542,36 +543,28 @@ class Provisioner:
         return Operation(plan, commit, tuple(secrets))
 
     async def apply(self, operation: Operation) -> CommitInfo:
-        """Store the operation's secrets, then commit; a failed commit removes the secrets it
-        stored, leaving nothing behind."""
-        written: list[SecretPath] = []
+        """Store the operation's secrets, then commit; a failed commit puts back the values it
+        replaced (and removes the ones it added), leaving nothing changed."""
+        backend = self.secret_backend
+        written: list[tuple[SecretPath, Mapping[str, str] | None]] = []
         try:
             for path, values in operation.secrets:
-                await self.secret_backend.write(path, values)
-                written.append(path)
+                previous = await backend.read(path) if await backend.exists(path) else None
+                await backend.write(path, values)
+                written.append((path, previous))
             commit = await self.committer.commit(operation.request)
         except BaseException:
-            for path in written:
-                await self.secret_backend.delete(path)
+            with anyio.CancelScope(shield=True):
+                # Put back what was there: a running Application keeps its secret.
+                for path, previous in reversed(written):
+                    if previous is None:
+                        await backend.delete(path)
+                    else:
+                        await backend.write(path, previous)
             raise
         for path in operation.removed_secrets:
             await self.secret_backend.delete(path)
         return commit
-
-    async def propose(self, operation: Operation, title: str) -> ChangeRequest:
-        """Store the operation's secrets, then open its commit as a change request (for an
-        Environment whose policy has rules). Secrets it would remove stay until it is merged
-        and a later operation removes them; a failed open removes what it stored."""
-        written: list[SecretPath] = []
-        try:
-            for path, values in operation.secrets:
-                await self.secret_backend.write(path, values)
-                written.append(path)
-            return await self.committer.open_change(operation.request, title)
-        except BaseException:
-            for path in written:
-                await self.secret_backend.delete(path)
-            raise
 
     async def install(
         self, environment: str, request: InstallRequest, catalog: CatalogView, *, actor: str

@@ -151,7 +151,7 @@ async def _commit_or_propose(
         commit = await runtime.provisioner.apply(operation)
         body["commit"] = _commit_document(commit)
         return Response(body, status_code=HTTP_201_CREATED)
-    change = await runtime.provisioner.propose(operation, title)
+    change = await runtime.changes.propose(operation, title)
     body["change"] = unstructure(change)
     body["verdict"] = (await runtime.changes.verdict(change)).describe()
     return Response(body, status_code=HTTP_202_ACCEPTED)
