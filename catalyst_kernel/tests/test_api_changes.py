@@ -493,3 +493,22 @@ async def test_proposed_secret_values_wait_for_the_merge(service: ApiService) ->
     )
     await through_policy(again, merge=True)
     assert await backend.read(live) == {"value": "third-password-987654"}
+
+
+async def test_an_organization_wide_freeze_turns_direct_installs_into_changes(
+    service: ApiService,
+) -> None:
+    freeze = {"kind": "freeze", "scope": "organization", "reason": "acme-wide audit"}
+    await service.client.put(
+        "/v1/environments/acme-dev/policy",
+        json=policy(freeze, env="acme-dev"),
+        headers=service.auth(**ADMIN),
+    )
+    response = await service.client.post(
+        "/v1/environments/acme-prod/applications",
+        json={"name": "cache", "blueprint": "bp-redis"},
+        headers=developer(service),
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["verdict"]["passed"] is False
+    assert await service.runtime.provisioner.application("acme-prod", "cache") is None

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from catalyst_kernel.errors import SettingsError
+from catalyst_kernel.errors import InvalidInput, SettingsError
 from catalyst_kernel.plugins import PluginManager
 from catalyst_kernel.settings import Settings, load_settings
 from catalyst_nats.settings import NatsSettings, Storage
@@ -104,3 +104,14 @@ def test_defaults_are_a_local_durable_server() -> None:
     assert settings.storage is Storage.FILE
     assert settings.history == 64
     assert not settings.tls
+
+
+def test_credentials_never_show_in_reprs_or_errors() -> None:
+    assert "s3cret" not in repr(NatsSettings(user="catalyst", password="s3cret-password"))
+    assert "s3cret" not in repr(NatsSettings(token="s3cret-token"))
+    with pytest.raises(InvalidInput) as caught:
+        NatsSettings(servers=("nats://catalyst:s3cret-password@127.0.0.1:4222",))
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(InvalidInput) as caught:
+        NatsSettings(servers=("http://catalyst:s3cret-password@127.0.0.1:4222",))
+    assert "s3cret" not in str(caught.value)

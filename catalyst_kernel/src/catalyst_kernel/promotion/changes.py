@@ -70,6 +70,8 @@ DEPENDENCIES_CHECK: Final = "dependencies"
 BLOCKED_VERSIONS_CHECK: Final = "blocked-versions"
 _REQUIREMENTS: Final = "change-requirements/"
 _SECRET_MOVES: Final = "change-secrets/"
+_RECHECK_TIMEOUT: Final = 30.0
+"""Seconds one change's re-evaluation may take (rules, the read model, publishing)."""
 _MAX_REASON: Final = 500
 
 
@@ -230,7 +232,9 @@ class ChangeDesk:
 
     # --- evaluating ------------------------------------------------------------------------------
 
-    async def _organization_rules(self, environment: str) -> list[PolicyRule]:
+    async def organization_rules(self, environment: str) -> list[PolicyRule]:
+        """Rules of sibling Environments' policies that apply to ``environment`` too
+        (``freeze`` with ``scope: organization``)."""
         organization, _ = split_environment_name(environment)
         rules: list[PolicyRule] = []
         for sibling in await self.directory.environments(organization):
@@ -318,7 +322,7 @@ class ChangeDesk:
             rollback=any(a.action is ApplicationAction.ROLLBACK for a in change.applications),
         )
         verdict = await self.evaluator.evaluate(
-            policy, context, organization_rules=await self._organization_rules(environment)
+            policy, context, organization_rules=await self.organization_rules(environment)
         )
         extra = [v for v in (await self._dependencies(change), await self._blocked(change)) if v]
         if extra:
@@ -359,7 +363,8 @@ class ChangeDesk:
         for record in await self.directory.environments():
             for change in await self.committer.list_changes(record.name, ChangeStatus.OPEN):
                 try:
-                    await self.verdict(change)
+                    with anyio.fail_after(_RECHECK_TIMEOUT):
+                        await self.verdict(change)
                 except Exception:
                     log.exception("re-evaluating change %s in %s failed", change.id, record.name)
                     continue

@@ -45,7 +45,15 @@ def _servers(_instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, 
     for url in value:
         if not url.startswith(_SCHEMES):
             raise InvalidInput(
-                f"{url!r} is not a NATS URL (nats://host:port, tls://…, ws://…, wss://…)",
+                f"{url.split('@')[-1]!r} is not a NATS URL "
+                "(nats://host:port, tls://…, ws://…, wss://…)",
+                field=attribute.name,
+            )
+        if "@" in url.partition("://")[2].partition("/")[0]:
+            # Credentials in a URL end up in logs and error messages: they have their own keys.
+            raise InvalidInput(
+                "server URLs must not carry credentials; use plugins.nats.user/password, "
+                "token, nkey_seed_file or creds_file",
                 field=attribute.name,
             )
 
@@ -106,8 +114,8 @@ class NatsSettings:
 
     servers: tuple[str, ...] = field(default=(DEFAULT_SERVER,), validator=_servers)
     user: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
     nkey_seed_file: Path | None = None
     creds_file: Path | None = None
     tls_ca_file: Path | None = None

@@ -142,12 +142,14 @@ async def _refuse_blocked(runtime: Runtime, environment: str, plan: InstallPlan)
 async def _commit_or_propose(
     runtime: Runtime, environment: str, operation: ProvisionerOperation, title: str
 ) -> Response[dict[str, Any]]:
-    """Commit ``operation`` when the Environment's policy has no rules (``201``/``200``);
-    otherwise open it as a change request under that policy (``202``, with the verdict), so a
-    write through the API passes the same rules as a promotion."""
+    """Commit ``operation`` when no rule governs the Environment — neither its policy nor an
+    Organization-wide freeze of a sibling (``201``/``200``); otherwise open it as a change
+    request (``202``, with the verdict), so a write through the API passes the same rules as a
+    promotion."""
     policy = await read_policy(runtime.committer, environment)
     body: dict[str, Any] = {"plan": unstructure(operation.plan)}
-    if not policy.spec.rules:
+    governed = policy.spec.rules or await runtime.changes.organization_rules(environment)
+    if not governed:
         commit = await runtime.provisioner.apply(operation)
         body["commit"] = _commit_document(commit)
         return Response(body, status_code=HTTP_201_CREATED)

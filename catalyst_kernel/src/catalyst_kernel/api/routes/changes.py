@@ -41,7 +41,7 @@ from catalyst_kernel.api.lookup import (
 )
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001
 from catalyst_kernel.errors import InvalidInput, InvalidName
-from catalyst_kernel.identity.permissions import Operation, authorize
+from catalyst_kernel.identity.permissions import Operation, allowed, authorize
 from catalyst_kernel.model.convert import structure, unstructure
 from catalyst_kernel.model.names import split_environment_name
 from catalyst_kernel.model.policy import EnvironmentPolicy
@@ -55,19 +55,19 @@ from catalyst_kernel.promotion.policies import (
     write_policy,
 )
 from catalyst_kernel.provisioning.committer import ChangeRequest, ChangeStatus
+from catalyst_kernel.provisioning.gitformat import check_change_id
 from catalyst_kernel.provisioning.promotion import plan_promotion, plan_rollback
 
 __all__ = ["ROUTES", "ApprovalBody", "BlockedVersionsBody", "PromotionBody", "RollbackBody"]
 
 _TAGS: Final = ["changes"]
 _CHANGE: Final = "/v1/environments/{env:str}/changes/{id:str}"
-_MAX_CHANGE_ID: Final = 64
 
 ChangeId = Annotated[
     str,
     Parameter(
         description="a change request id",
-        schema_extra={"pattern": "^[0-9]{1,19}$", "maxLength": 19},
+        schema_extra={"pattern": "^[1-9][0-9]{0,17}$", "maxLength": 18},
     ),
 ]
 
@@ -107,9 +107,14 @@ class BlockedVersionsBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _change_id(value: str) -> str:
-    if not value.isdigit() or len(value) > _MAX_CHANGE_ID:
-        raise InvalidName(f"change id {value[:40]!r} is not a number", rule="change", field="id")
-    return value
+    try:
+        return check_change_id(value)
+    except InvalidInput:
+        raise InvalidName(
+            f"change id {value[:40]!r} is not a change request id (a positive number)",
+            rule="change",
+            field="id",
+        ) from None
 
 
 def _change_document(change: ChangeRequest) -> dict[str, Any]:
@@ -162,6 +167,10 @@ async def put_policy(
     parameters valid; the policy must apply to this Environment."""
     environment = environment_name(env)
     policy = structure(data, EnvironmentPolicy, what="the EnvironmentPolicy")
+    # Callers of other Organizations are refused before anything is looked up; then whether
+    # this Organization delegates policy editing decides for its org-admins.
+    if not allowed(principal, Operation.POLICY_WRITE, environment=environment, delegated=True):
+        authorize(principal, Operation.POLICY_WRITE, environment=environment)
     authorize(
         principal,
         Operation.POLICY_WRITE,
