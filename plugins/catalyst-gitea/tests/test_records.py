@@ -12,6 +12,7 @@ from catalyst_gitea.records import (
     change_body,
     read_approval,
     read_change,
+    record_key,
 )
 from catalyst_kernel.provisioning.committer import (
     ApplicationAction,
@@ -60,3 +61,32 @@ def test_an_approval_round_trips_with_break_glass_fields() -> None:
     assert body.startswith("Break-glass approval by bob (ops, team-sre) in Catalyst, revision 2.")
     assert read_approval(body) == ApprovalRecord(approval, "d" * 40)
     assert read_approval("Looks good to me.") is None
+
+
+def test_an_edited_record_is_not_catalysts() -> None:
+    key = record_key("catalyst-token")
+    record = ChangeRecord(
+        author="alice@acme",
+        revision=1,
+        head="a" * 40,
+        base="b" * 40,
+        message="Promote web",
+        operation_id="op-1",
+        plan_digest=None,
+        trailers={},
+        applications=(ApplicationChange("web", ApplicationAction.PROMOTE, "bp-web", "1.2.0"),),
+    )
+    body = change_body("Promote web", record, key=key)
+    assert read_change(body, key=key)[1] == record
+    for forged in (
+        body.replace('"author":"alice@acme"', '"author":"mallory@acme"'),
+        body.replace('"action":"promote"', '"action":"rollback"'),
+        change_body("Promote web", record),  # unsigned
+        body,  # signed with another key
+    ):
+        other = key if forged is not body else record_key("another-token")
+        assert read_change(forged, key=other)[1] is None
+    approval = ApprovalRecord(Approval("bob", 1, NOW, frozenset({"team-sre"})), "a" * 40)
+    signed = approval_body(approval, key=key)
+    assert read_approval(signed, key=key) == approval
+    assert read_approval(signed.replace("team-sre", "team-sec"), key=key) is None

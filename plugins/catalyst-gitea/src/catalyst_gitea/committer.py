@@ -76,6 +76,7 @@ from catalyst_gitea.records import (
     change_body,
     read_approval,
     read_change,
+    record_key,
 )
 from catalyst_gitea.transport import MovedHead, RefPush, Transport, branch_ref, configure_libgit2
 from catalyst_kernel.errors import (
@@ -215,6 +216,7 @@ class GiteaCommitter:
         self._api: GiteaApi | None = None
         self._reviewer: GiteaApi | None = None
         self._token: str | None = None
+        self._record_key: bytes | None = None
         self._login: str | None = None
         self._reviewer_login: str | None = None
         self._git: Transport | None = None
@@ -246,6 +248,7 @@ class GiteaCommitter:
             settings.reviewer_token, settings.reviewer_token_file, "reviewer_token"
         )
         self._token = token
+        self._record_key = record_key(token)
         self._api = GiteaApi(settings, token, transport=self._http_transport)
         await self._api.start()
         if reviewer is not None:
@@ -760,7 +763,7 @@ class GiteaCommitter:
         """
         if _login_of(pull.get("user")) != self._login:
             return None
-        description, record = read_change(pull.get("body"))
+        description, record = read_change(pull.get("body"), key=self._record_key)
         if record is None:
             return None
         head_info = pull.get("head")
@@ -780,7 +783,7 @@ class GiteaCommitter:
         for review in sorted(reviews, key=lambda r: int(r.get("id") or 0)):
             if _login_of(review.get("user")) not in trusted or review.get("dismissed"):
                 continue
-            found = read_approval(review.get("body"))
+            found = read_approval(review.get("body"), key=self._record_key)
             if found is None:
                 continue
             approval = found.approval
@@ -902,7 +905,7 @@ class GiteaCommitter:
                         "title": title.strip(),
                         "head": branch,
                         "base": DEFAULT_BRANCH,
-                        "body": change_body(request.message, record),
+                        "body": change_body(request.message, record, key=self._record_key),
                     },
                     ok=(201,),
                 )
@@ -944,7 +947,7 @@ class GiteaCommitter:
                 "PATCH",
                 f"{self.repository_path(environment)}/pulls/{change_id}",
                 what=f"record revision {record.revision} of change request {change_id}",
-                json={"body": change_body(request.message, record)},
+                json={"body": change_body(request.message, record, key=self._record_key)},
                 ok=(200, 201),
             )
         await self._dismiss_approvals(environment, change_id, f"revision {record.revision}")
@@ -998,7 +1001,8 @@ class GiteaCommitter:
         ours = [
             pull
             for pull in pulls
-            if _login_of(pull.get("user")) == self._login and read_change(pull.get("body"))[1]
+            if _login_of(pull.get("user")) == self._login
+            and read_change(pull.get("body"), key=self._record_key)[1]
         ]
         reviews: dict[int, list[Json]] = {}
         limiter = anyio.CapacityLimiter(_REVIEW_CONCURRENCY)
@@ -1039,7 +1043,7 @@ class GiteaCommitter:
             f"{self.repository_path(environment)}/pulls/{change_id}/reviews",
             what=f"record {approval.approver}'s approval of change request {change_id}",
             json={
-                "body": approval_body(ApprovalRecord(approval, change.head)),
+                "body": approval_body(ApprovalRecord(approval, change.head), key=self._record_key),
                 "event": "APPROVED" if self._reviewer is not None else "COMMENT",
                 "commit_id": change.head,
             },
@@ -1090,7 +1094,7 @@ class GiteaCommitter:
                     f"revision {revision}: evaluate it again",
                     field="revision",
                 )
-            _, record = read_change(pull.get("body"))
+            _, record = read_change(pull.get("body"), key=self._record_key)
             assert record is not None
             await self._fetch(environment)
 

@@ -20,6 +20,8 @@ Catalyst dismisses it. JSON in a block never contains ``<`` or ``>``, so no text
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
@@ -43,8 +45,10 @@ __all__ = [
     "change_body",
     "read_approval",
     "read_change",
+    "record_key",
 ]
 
+_MAC: Final = "mac"
 _FORMAT: Final = 1
 _CHANGE: Final = "catalyst-change"
 _APPROVAL: Final = "catalyst-approval"
@@ -74,14 +78,29 @@ class ApprovalRecord:
     head: str
 
 
-def _block(kind: str, document: Mapping[str, Any]) -> str:
+def record_key(token: str) -> bytes:
+    """The key that signs Catalyst's records, derived from Catalyst's Gitea token: only
+    Catalyst can sign, and a record edited by anyone else no longer verifies."""
+    return hashlib.sha256(b"catalyst-gitea-record\0" + token.encode()).digest()
+
+
+def _mac(key: bytes, document: Mapping[str, Any]) -> str:
+    canonical = json.dumps(dict(document), sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def _block(kind: str, document: Mapping[str, Any], key: bytes | None = None) -> str:
+    if key is not None:
+        document = {**document, _MAC: _mac(key, document)}
     text = json.dumps(dict(document), sort_keys=True, separators=(",", ":"))
     # "<" and ">" appear only inside JSON strings, where their escapes mean the same.
     text = text.replace("<", "\\u003c").replace(">", "\\u003e")
     return f"<!-- {kind}\n{text}\n-->"
 
 
-def _split(body: str | None, kind: str) -> tuple[str, Mapping[str, Any] | None]:
+def _split(
+    body: str | None, kind: str, key: bytes | None = None
+) -> tuple[str, Mapping[str, Any] | None]:
     if not body:
         return "", None
     match = _BLOCK.search(body)
@@ -93,10 +112,16 @@ def _split(body: str | None, kind: str) -> tuple[str, Mapping[str, Any] | None]:
         return body, None
     if not isinstance(document, dict) or document.get("format") != _FORMAT:
         return body, None
+    if key is not None:
+        # Anyone who may write to the repository may edit a pull request's body: only a record
+        # Catalyst signed counts as Catalyst's.
+        signed = document.pop(_MAC, None)
+        if not isinstance(signed, str) or not hmac.compare_digest(signed, _mac(key, document)):
+            return body, None
     return body[: match.start()].rstrip(), document
 
 
-def change_body(description: str, record: ChangeRecord) -> str:
+def change_body(description: str, record: ChangeRecord, *, key: bytes | None = None) -> str:
     """A pull request body: ``description`` for people, then the record for Catalyst."""
     document = {
         "format": _FORMAT,
@@ -118,12 +143,13 @@ def change_body(description: str, record: ChangeRecord) -> str:
             for application in record.applications
         ],
     }
-    return f"{description.strip()}\n\n{_block(_CHANGE, document)}"
+    return f"{description.strip()}\n\n{_block(_CHANGE, document, key)}"
 
 
-def read_change(body: str | None) -> tuple[str, ChangeRecord | None]:
-    """The description and the record of a pull request body (``None``: not Catalyst's)."""
-    description, document = _split(body, _CHANGE)
+def read_change(body: str | None, *, key: bytes | None = None) -> tuple[str, ChangeRecord | None]:
+    """The description and the record of a pull request body (``None``: not Catalyst's, or
+    not signed with ``key``)."""
+    description, document = _split(body, _CHANGE, key)
     if document is None:
         return description, None
     try:
@@ -151,7 +177,7 @@ def read_change(body: str | None) -> tuple[str, ChangeRecord | None]:
     return description, record
 
 
-def approval_body(record: ApprovalRecord) -> str:
+def approval_body(record: ApprovalRecord, *, key: bytes | None = None) -> str:
     """A review body recording ``record`` (a line for people, then the block)."""
     approval = record.approval
     kind = "Break-glass approval" if approval.reason is not None else "Approved"
@@ -160,12 +186,12 @@ def approval_body(record: ApprovalRecord) -> str:
     if approval.reason is not None:
         line += f"\n\nReason: {approval.reason}"
     document = {"format": _FORMAT, "head": record.head, **approval_json(approval)}
-    return f"{line}\n\n{_block(_APPROVAL, document)}"
+    return f"{line}\n\n{_block(_APPROVAL, document, key)}"
 
 
-def read_approval(body: str | None) -> ApprovalRecord | None:
-    """The approval a review body records, or ``None``."""
-    _, document = _split(body, _APPROVAL)
+def read_approval(body: str | None, *, key: bytes | None = None) -> ApprovalRecord | None:
+    """The approval a review body records, or ``None`` (also when not signed with ``key``)."""
+    _, document = _split(body, _APPROVAL, key)
     if document is None:
         return None
     try:
