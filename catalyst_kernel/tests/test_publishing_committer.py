@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from catalyst_kernel.errors import Conflict
 from catalyst_kernel.health import Readiness
 from catalyst_kernel.model import Environment, FileAction, FileChange
 from catalyst_kernel.provisioning.committer import (
@@ -110,9 +111,13 @@ class MemoryCommitter:
         )
         return change
 
-    async def merge_change(self, environment: str, change_id: str, actor: str) -> CommitInfo:
-        commit = self._commit(f"Merge change {change_id}", actor)
+    async def merge_change(
+        self, environment: str, change_id: str, actor: str, *, revision: int | None = None
+    ) -> CommitInfo:
         change = self.changes[change_id]
+        if revision is not None and revision != change.revision:
+            raise Conflict(f"change {change_id} moved on", field="revision")
+        commit = self._commit(f"Merge change {change_id}", actor)
         self.changes[change_id] = ChangeRequest(
             **{**_fields(change), "status": ChangeStatus.MERGED, "merge_commit": commit.sha}
         )
