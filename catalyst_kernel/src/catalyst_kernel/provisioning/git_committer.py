@@ -91,7 +91,6 @@ from catalyst_kernel.errors import (
 from catalyst_kernel.health import Readiness
 from catalyst_kernel.model.names import check_environment_name, split_environment_name
 from catalyst_kernel.model.plan import FileAction, FileChange, check_repository_path
-from catalyst_kernel.model.tenancy import Environment
 from catalyst_kernel.provisioning.committer import (
     ApplicationAction,
     ApplicationChange,
@@ -112,6 +111,10 @@ from catalyst_kernel.provisioning.gitformat import (
     check_actor,
     check_approval,
     check_change_id,
+    check_change_request,
+    check_commit_request,
+    check_initial_commit,
+    check_title,
     compose_message,
     format_time,
     parse_approval,
@@ -129,6 +132,8 @@ from catalyst_kernel.provisioning.gittree import (
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from catalyst_kernel.model.tenancy import Environment
 
 __all__ = ["GitCommitter"]
 
@@ -620,18 +625,9 @@ class GitCommitter:
     async def create_repository(
         self, environment: Environment, initial: CommitRequest
     ) -> CommitInfo:
-        if not isinstance(environment, Environment):
-            raise InvalidInput("environment must be an Environment", field="environment")
-        if initial.environment != environment.name:
-            raise InvalidInput(
-                f"the initial commit is for {initial.environment}, not {environment.name}",
-                field="environment",
-            )
-        actor = check_actor(initial.actor)
-        message = compose_message(initial.message, request_trailers(initial, actor))
+        message = check_initial_commit(environment, initial)
+        actor = initial.actor
         edit = plan_edits(initial.files)
-        if initial.expected_head is not None:
-            raise InvalidInput("a new repository has no head to expect", field="expected_head")
         gitdir = self._gitdir(environment.name)
 
         def create() -> CommitInfo:
@@ -712,11 +708,9 @@ class GitCommitter:
         return await self._run(list_paths)
 
     async def commit(self, request: CommitRequest) -> CommitInfo:
-        if not isinstance(request, CommitRequest):
-            raise InvalidInput("request must be a CommitRequest")
-        environment = check_environment_name(request.environment)
-        actor = check_actor(request.actor)
-        message = compose_message(request.message, request_trailers(request, actor))
+        message = check_commit_request(request)
+        environment = request.environment
+        actor = request.actor
         edit = plan_edits(request.files)
         expected = request.expected_head
 
@@ -870,18 +864,9 @@ class GitCommitter:
         return str(highest + 1)
 
     async def open_change(self, request: CommitRequest, title: str) -> ChangeRequest:
-        if not isinstance(request, CommitRequest):
-            raise InvalidInput("request must be a CommitRequest")
-        environment = check_environment_name(request.environment)
-        check_actor(request.actor)
-        compose_message(request.message, request_trailers(request, request.actor))
-        if not isinstance(title, str) or not title.strip() or "\n" in title:
-            raise InvalidInput("a change request needs a one-line title", field="title")
-        if request.expected_head is not None:
-            raise InvalidInput(
-                "a change request is based on the current head; expected_head does not apply",
-                field="expected_head",
-            )
+        check_change_request(request)
+        environment = request.environment
+        title = check_title(title)
         edit = plan_edits(request.files)
 
         def build(repo: pygit2.Repository) -> _Plan[ChangeRequest]:
@@ -891,7 +876,7 @@ class GitCommitter:
             change = ChangeRequest(
                 id=change_id,
                 environment=environment,
-                title=title.strip(),
+                title=title,
                 author=request.actor,
                 status=ChangeStatus.OPEN,
                 revision=1,
@@ -948,17 +933,9 @@ class GitCommitter:
         return build
 
     async def update_change(self, change_id: str, request: CommitRequest) -> ChangeRequest:
-        if not isinstance(request, CommitRequest):
-            raise InvalidInput("request must be a CommitRequest")
-        environment = check_environment_name(request.environment)
+        check_change_request(request)
+        environment = request.environment
         check_change_id(change_id)
-        check_actor(request.actor)
-        compose_message(request.message, request_trailers(request, request.actor))
-        if request.expected_head is not None:
-            raise InvalidInput(
-                "a change request is based on the current head; expected_head does not apply",
-                field="expected_head",
-            )
         edit = plan_edits(request.files)
 
         def decide(repo: pygit2.Repository, record: _Record) -> _Decision[ChangeRequest]:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from catalyst_kernel.errors import InvalidInput
+from catalyst_kernel.model.names import check_environment_name
+from catalyst_kernel.model.tenancy import Environment
 from catalyst_kernel.provisioning.committer import Approval, CommitRequest
 
 if TYPE_CHECKING:
@@ -33,6 +35,10 @@ __all__ = [
     "check_actor",
     "check_approval",
     "check_change_id",
+    "check_change_request",
+    "check_commit_request",
+    "check_initial_commit",
+    "check_title",
     "compose_message",
     "format_time",
     "parse_approval",
@@ -232,3 +238,50 @@ def parse_approval(document: Mapping[str, Any]) -> Approval:
         reason=document.get("reason"),
         expires=None if expires is None else datetime.fromisoformat(expires),
     )
+
+
+def check_commit_request(request: CommitRequest) -> str:
+    """The commit message of ``request`` with its trailers, after checking the request: a
+    :class:`CommitRequest`, a valid Environment name and actor, trailers Catalyst may write.
+
+    :raises InvalidInput: naming what is wrong.
+    """
+    if not isinstance(request, CommitRequest):
+        raise InvalidInput("request must be a CommitRequest")
+    check_environment_name(request.environment)
+    actor = check_actor(request.actor)
+    return compose_message(request.message, request_trailers(request, actor))
+
+
+def check_change_request(request: CommitRequest) -> str:
+    """As :func:`check_commit_request`, for a change request: it is based on the current head,
+    so ``expected_head`` does not apply. Returns the message with its trailers."""
+    message = check_commit_request(request)
+    if request.expected_head is not None:
+        raise InvalidInput(
+            "a change request is based on the current head; expected_head does not apply",
+            field="expected_head",
+        )
+    return message
+
+
+def check_initial_commit(environment: Environment, initial: CommitRequest) -> str:
+    """As :func:`check_commit_request`, for a new repository's first commit."""
+    if not isinstance(environment, Environment):
+        raise InvalidInput("environment must be an Environment", field="environment")
+    message = check_commit_request(initial)
+    if initial.environment != environment.name:
+        raise InvalidInput(
+            f"the initial commit is for {initial.environment}, not {environment.name}",
+            field="environment",
+        )
+    if initial.expected_head is not None:
+        raise InvalidInput("a new repository has no head to expect", field="expected_head")
+    return message
+
+
+def check_title(title: object) -> str:
+    """A change request's title: one non-empty line."""
+    if not isinstance(title, str) or not title.strip() or "\n" in title:
+        raise InvalidInput("a change request needs a one-line title", field="title")
+    return title.strip()

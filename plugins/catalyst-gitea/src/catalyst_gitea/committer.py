@@ -89,7 +89,6 @@ from catalyst_kernel.errors import (
 from catalyst_kernel.health import Readiness
 from catalyst_kernel.model.names import check_environment_name, split_environment_name
 from catalyst_kernel.model.plan import check_repository_path
-from catalyst_kernel.model.tenancy import Environment
 from catalyst_kernel.provisioning.committer import (
     Approval,
     ChangeRequest,
@@ -108,6 +107,10 @@ from catalyst_kernel.provisioning.gitformat import (
     check_actor,
     check_approval,
     check_change_id,
+    check_change_request,
+    check_commit_request,
+    check_initial_commit,
+    check_title,
     compose_message,
     request_trailers,
     split_trailers,
@@ -127,6 +130,7 @@ if TYPE_CHECKING:
     import httpx
 
     from catalyst_gitea.settings import GiteaSettings
+    from catalyst_kernel.model.tenancy import Environment
     from catalyst_kernel.promotion.evaluation import Verdict
 
 __all__ = ["CHANGE_BRANCH_PREFIX", "WEBHOOK_EVENTS", "GiteaCommitter"]
@@ -590,18 +594,9 @@ class GiteaCommitter:
     async def create_repository(
         self, environment: Environment, initial: CommitRequest
     ) -> CommitInfo:
-        if not isinstance(environment, Environment):
-            raise InvalidInput("environment must be an Environment", field="environment")
-        if initial.environment != environment.name:
-            raise InvalidInput(
-                f"the initial commit is for {initial.environment}, not {environment.name}",
-                field="environment",
-            )
-        actor = check_actor(initial.actor)
-        message = compose_message(initial.message, request_trailers(initial, actor))
+        message = check_initial_commit(environment, initial)
+        actor = initial.actor
         edit = plan_edits(initial.files)
-        if initial.expected_head is not None:
-            raise InvalidInput("a new repository has no head to expect", field="expected_head")
         name = environment.name
         async with self._lock(name):
             await self._ensure_organization(environment.organization)
@@ -699,11 +694,9 @@ class GiteaCommitter:
         return await self._with_mirror(environment, list_paths, exclusive=False)
 
     async def commit(self, request: CommitRequest) -> CommitInfo:
-        if not isinstance(request, CommitRequest):
-            raise InvalidInput("request must be a CommitRequest")
-        environment = check_environment_name(request.environment)
-        actor = check_actor(request.actor)
-        message = compose_message(request.message, request_trailers(request, actor))
+        message = check_commit_request(request)
+        environment = request.environment
+        actor = request.actor
         edit = plan_edits(request.files)
 
         def build(repo: pygit2.Repository, head: pygit2.Commit | None) -> pygit2.Commit:
@@ -856,20 +849,6 @@ class GiteaCommitter:
 
         return build
 
-    @staticmethod
-    def _check_change_request(request: CommitRequest) -> str:
-        if not isinstance(request, CommitRequest):
-            raise InvalidInput("request must be a CommitRequest")
-        environment = check_environment_name(request.environment)
-        check_actor(request.actor)
-        compose_message(request.message, request_trailers(request, request.actor))
-        if request.expected_head is not None:
-            raise InvalidInput(
-                "a change request is based on the current head; expected_head does not apply",
-                field="expected_head",
-            )
-        return environment
-
     def _record(
         self, request: CommitRequest, author: str, revision: int, head: pygit2.Commit
     ) -> ChangeRecord:
@@ -886,9 +865,9 @@ class GiteaCommitter:
         )
 
     async def open_change(self, request: CommitRequest, title: str) -> ChangeRequest:
-        environment = self._check_change_request(request)
-        if not isinstance(title, str) or not title.strip() or "\n" in title:
-            raise InvalidInput("a change request needs a one-line title", field="title")
+        check_change_request(request)
+        environment = request.environment
+        title = check_title(title)
         edit = plan_edits(request.files)
         branch = f"{CHANGE_BRANCH_PREFIX}{uuid.uuid4().hex[:16]}"
         async with self._lock(environment):
@@ -928,7 +907,8 @@ class GiteaCommitter:
             log.warning("%s: could not delete branches %s: %s", environment, branches, exc)
 
     async def update_change(self, change_id: str, request: CommitRequest) -> ChangeRequest:
-        environment = self._check_change_request(request)
+        check_change_request(request)
+        environment = request.environment
         check_change_id(change_id)
         edit = plan_edits(request.files)
         async with self._lock(environment):
