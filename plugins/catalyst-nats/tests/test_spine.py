@@ -3,6 +3,8 @@ deduplication window, error translation, and a KV watch that rides out a server 
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -10,6 +12,7 @@ from catalyst_kernel.errors import BackendUnavailable, Conflict, InvalidInput, N
 from catalyst_kernel.model import Event
 from catalyst_kernel.readside.spine import KvEntry
 from catalyst_nats.connection import api_error
+from catalyst_nats.pull import Puller
 from catalyst_nats.spine import NatsSpine
 from catalyst_nats.testing import NatsServer
 
@@ -64,6 +67,38 @@ async def test_reads_of_one_event_and_one_change(make_spine: SpineMaker) -> None
         (change,) = await kv.changes(first, 1)
         assert (change.key, change.value, change.revision) == ("a/b.c", None, first + 1)
         assert await kv.changes(first + 1, 1) == []
+
+
+async def test_a_late_page_is_waited_for_not_taken_for_the_end(
+    make_spine: SpineMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a busy server a page may not come within the request timeout: reads and snapshots
+    # must then wait for the rest, not return a short answer that passes for the whole.
+    async with make_spine() as spine:
+        for n in range(1, 6):
+            await spine.publish("acme-dev", _event(n))
+        kv = await spine.key_value("acme-dev")
+        await kv.put_many([(f"app/{n}", b"1") for n in range(5)])
+        original = Puller.pull
+        calls = 0
+
+        async def slow(self: Puller, *args: Any, **kwargs: Any) -> list[Any]:
+            nonlocal calls
+            calls += 1
+            if calls % 2:  # the first page of each scan does not come in time
+                return []
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Puller, "pull", slow)
+        assert [d.sequence for d in await spine.read("acme-dev", 0, 100)] == [1, 2, 3, 4, 5]
+        assert len((await kv.snapshot())[1]) == 5
+
+        async def stalled(self: Puller, *args: Any, **kwargs: Any) -> list[Any]:
+            return []
+
+        monkeypatch.setattr(Puller, "pull", stalled)
+        with pytest.raises(BackendUnavailable, match="stalled after 0 of 5 messages"):
+            await spine.read("acme-dev", 0, 100)
 
 
 async def test_keys_with_dots_and_empty_segments_round_trip(make_spine: SpineMaker) -> None:

@@ -161,6 +161,7 @@ class Projector:
         self.cache_limit = cache_limit
         self._locks: dict[str, anyio.Lock] = {}
         self._caches: dict[str, _ValueCache] = {}
+        self._cursors: dict[str, int] = {}  # the cursor each cache was left at
         self.applied: dict[str, int] = {}
 
     def _lock(self, environment: str) -> anyio.Lock:
@@ -189,6 +190,11 @@ class Projector:
             return 0
         async with self._lock(environment):
             after = await self.cursor(environment)
+            if self._cursors.get(environment) != after:
+                # The bucket is not where this projector left it (another writer, or a
+                # server that came back without its last writes): what the cache remembers
+                # may not be there.
+                self._caches.pop(environment, None)
             cache = self._caches.setdefault(environment, _ValueCache(self.cache_limit))
             view = _BatchView(kv, cache)
             try:
@@ -202,6 +208,7 @@ class Projector:
                 # write): forget it, so the retry reads the bucket as it is.
                 self._caches.pop(environment, None)
                 raise
+            self._cursors[environment] = cursor
         self.applied[environment] = cursor
         return len(deliveries)
 

@@ -42,6 +42,8 @@ __all__ = [
 
 _NS: Final = 1_000_000_000
 _SCAN_PAGE: Final = 10_000
+# Empty pages in a row (each one a request timeout) after which a scan gives up.
+_SCAN_STALLS: Final = 6
 # Seconds a pull request lives on the server; a fetch waiting less re-uses the open one.
 _PULL_EXPIRES_MIN: Final = 0.5
 _PULL_EXPIRES_MAX: Final = 30.0
@@ -282,17 +284,43 @@ async def scan(
     puller = await Puller.open(connection, stream, name)
     try:
         timeout = connection.settings.request_timeout
+        stalls = 0
         while len(out) < wanted:
             page = await puller.pull(
                 min(wanted - len(out), _SCAN_PAGE), timeout, prefetch=False, linger=False
             )
-            if not page:
+            if page:
+                out.extend(page)
+                stalls = 0
+                continue
+            # An empty page is the end only if the consumer has nothing left to send and
+            # everything it sent has arrived; on a busy server the answer may just be late,
+            # and a short read would pass for the whole range.
+            if await _finished(connection, stream, name, len(out)):
                 break  # fewer than announced: history limits removed some meanwhile
-            out.extend(page)
+            stalls += 1
+            if stalls >= _SCAN_STALLS:
+                raise BackendUnavailable(
+                    f"nats: reading {stream} stalled after {len(out)} of {wanted} messages"
+                )
+    except NotFound:
+        # The stream was there when the consumer was made: its reader expired mid-read.
+        # Not "no such stream", which callers take for an empty read.
+        raise BackendUnavailable(
+            f"nats: the reader of {stream} was lost after {len(out)} of {wanted} messages"
+        ) from None
     finally:
         await puller.close()
         await _delete(connection, stream, name)
     return out[:wanted]
+
+
+async def _finished(connection: Connection, stream: str, name: str, received: int) -> bool:
+    """Whether scan consumer ``name`` has nothing left to deliver and ``received`` messages
+    are all it delivered (acknowledgements are off: one delivery per message)."""
+    info = await connection.api(f"CONSUMER.INFO.{stream}.{name}", what=f"reading {stream}")
+    delivered = int(info.get("delivered", {}).get("consumer_seq", 0))
+    return int(info.get("num_pending", 0)) == 0 and delivered <= received
 
 
 async def _delete(connection: Connection, stream: str, name: str) -> None:
