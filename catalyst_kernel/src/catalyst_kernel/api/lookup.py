@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 from litestar.params import Parameter, ParameterKwarg
 
 from catalyst_kernel.errors import InvalidName
+from catalyst_kernel.identity.permissions import authorize
 from catalyst_kernel.model.names import (
     APPLICATION_MAX_LENGTH,
     DNS_LABEL_MAX_LENGTH,
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
     from catalyst_kernel.api.runtime import Runtime
     from catalyst_kernel.directory import EnvironmentRecord, OrganizationRecord
+    from catalyst_kernel.identity.permissions import Operation
+    from catalyst_kernel.model.principal import Principal
 
 __all__ = [
     "ApplicationPath",
@@ -36,9 +39,9 @@ __all__ = [
     "OrganizationPath",
     "VersionPath",
     "application_name",
+    "authorized_environment",
     "environment_name",
     "organization_name",
-    "require_environment",
     "require_organization",
 ]
 
@@ -121,11 +124,17 @@ def application_name(value: str, field: str = "app") -> str:
     return _checked(check_application_name, value, field)
 
 
-async def require_environment(runtime: Runtime, environment: str) -> EnvironmentRecord:
-    """The Environment's directory record (call only after authorizing).
+async def authorized_environment(
+    runtime: Runtime, principal: Principal, operation: Operation, environment: str
+) -> EnvironmentRecord:
+    """The directory record of ``environment`` (a checked name) once ``principal`` may do
+    ``operation`` there: the caller is authorized first, so another Organization's caller gets
+    403 whether or not the Environment exists.
 
+    :raises Forbidden: ``principal`` may not do ``operation`` in ``environment``.
     :raises NotFound: the Sovereign has no such Environment.
     """
+    authorize(principal, operation, environment=environment)
     return await runtime.directory.environment(environment)
 
 

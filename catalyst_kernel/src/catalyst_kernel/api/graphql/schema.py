@@ -33,9 +33,9 @@ from catalyst_kernel.api.graphql.types import (
     environments_of,
 )
 from catalyst_kernel.api.lookup import (
+    authorized_environment,
     environment_name,
     organization_name,
-    require_environment,
     require_organization,
 )
 from catalyst_kernel.api.queries import applications_across, readable_environments
@@ -117,8 +117,10 @@ async def _environments(info: Info, organization: str | None = None) -> list[Env
 async def _environment(info: Info, name: str) -> Environment | None:
     context = info.context
     checked = environment_name(name, field="name")
-    authorize(context.principal, Operation.ENVIRONMENTS_READ, environment=checked)
-    record = await _found(require_environment(context.runtime, checked), "name")
+    lookup = authorized_environment(
+        context.runtime, context.principal, Operation.ENVIRONMENTS_READ, checked
+    )
+    record = await _found(lookup, "name")
     return Environment.from_record(record)
 
 

@@ -38,9 +38,9 @@ from catalyst_kernel.api.lookup import (
     EnvironmentPath,
     OrganizationPath,
     application_name,
+    authorized_environment,
     environment_name,
     organization_name,
-    require_environment,
     require_organization,
 )
 from catalyst_kernel.api.queries import (
@@ -186,8 +186,7 @@ async def plan_install(
     decisions of ``when`` conditions, the files and their digest. Nothing is written."""
     environment = environment_name(env)
     request = _install_request(data)
-    authorize(principal, Operation.APPLICATIONS_PLAN, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_PLAN, environment)
     operation = await runtime.provisioner.plan_install(
         environment, request, await _catalog_for(catalog, environment), actor=principal.subject
     )
@@ -208,8 +207,7 @@ async def list_applications(
 ) -> dict[str, Any]:
     """The Environment's Applications with their status (the read model), by name."""
     environment = environment_name(env)
-    authorize(principal, Operation.APPLICATIONS_READ, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_READ, environment)
     return {"items": await environment_applications(runtime, environment)}
 
 
@@ -231,8 +229,7 @@ async def install_application(
     Environment's event stream (``Installing``, then ``Running``)."""
     environment = environment_name(env)
     request = _install_request(data)
-    authorize(principal, Operation.APPLICATIONS_INSTALL, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_INSTALL, environment)
     operation = await runtime.provisioner.plan_install(
         environment, request, await _catalog_for(catalog, environment), actor=principal.subject
     )
@@ -259,8 +256,7 @@ async def get_application(
     recorded in the Environment's repository (``null`` once uninstalled)."""
     environment = environment_name(env)
     name = application_name(app)
-    authorize(principal, Operation.APPLICATIONS_READ, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_READ, environment)
     status = await application_document(runtime, environment, name)
     record = await runtime.provisioner.application(environment, name)
     if status is None and record is None:
@@ -288,8 +284,7 @@ async def update_application(
     name = application_name(app)
     if data.config is None and data.version is None:
         raise InvalidInput("an update changes config, version or both", field="config")
-    authorize(principal, Operation.APPLICATIONS_UPDATE, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_UPDATE, environment)
     operation = await runtime.provisioner.plan_update(
         environment,
         name,
@@ -325,8 +320,7 @@ async def uninstall_application(
     """Uninstall; refused (409) while other Applications depend on it, unless ``cascade``."""
     environment = environment_name(env)
     name = application_name(app)
-    authorize(principal, Operation.APPLICATIONS_UNINSTALL, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_UNINSTALL, environment)
     operation = await runtime.provisioner.plan_uninstall(
         environment, name, cascade=cascade, actor=principal.subject
     )
@@ -347,8 +341,7 @@ async def application_history(
     author and action), approvals, reconciles and health changes."""
     environment = environment_name(env)
     name = application_name(app)
-    authorize(principal, Operation.APPLICATIONS_READ, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_READ, environment)
     reader = KvTimelineReader(runtime.spine.key_value)
     entries = await reader.application_timeline(environment, name)
     return {"name": name, "environment": environment, "items": unstructure(list(entries))}

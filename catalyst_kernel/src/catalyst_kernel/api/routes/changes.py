@@ -34,9 +34,9 @@ from catalyst_kernel.api.lookup import (
     EnvironmentPath,
     OrganizationPath,
     application_name,
+    authorized_environment,
     environment_name,
     organization_name,
-    require_environment,
     require_organization,
 )
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001
@@ -150,8 +150,7 @@ async def get_policy(
 ) -> dict[str, Any]:
     """The Environment's EnvironmentPolicy (``policies/environment-policy.yaml`` at its head)."""
     environment = environment_name(env)
-    authorize(principal, Operation.POLICY_READ, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.POLICY_READ, environment)
     policy: dict[str, Any] = unstructure(await read_policy(runtime.committer, environment))
     return policy
 
@@ -177,7 +176,7 @@ async def put_policy(
         environment=environment,
         delegated=await _policy_delegated(runtime, environment),
     )
-    await require_environment(runtime, environment)
+    await runtime.directory.environment(environment)
     commit = await write_policy(
         runtime.committer,
         environment,
@@ -205,10 +204,8 @@ async def promote(
     application = application_name(data.application, field="application")
     source = environment_name(data.from_, field="from")
     destination = environment_name(data.to, field="to")
-    authorize(principal, Operation.APPLICATIONS_READ, environment=source)
-    authorize(principal, Operation.PROMOTIONS_CREATE, environment=destination)
-    await require_environment(runtime, source)
-    await require_environment(runtime, destination)
+    await authorized_environment(runtime, principal, Operation.APPLICATIONS_READ, source)
+    await authorized_environment(runtime, principal, Operation.PROMOTIONS_CREATE, destination)
     organization, _ = split_environment_name(destination)
     view = (await catalog.catalog()).view(organization)
     proposal = await plan_promotion(
@@ -252,8 +249,7 @@ async def rollback(
     through the same policy (a ``soak`` rule may let rollbacks pass)."""
     environment = environment_name(env)
     application = application_name(app)
-    authorize(principal, Operation.ROLLBACK_CREATE, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.ROLLBACK_CREATE, environment)
     proposal = await plan_rollback(
         runtime.provisioner, environment, application, data.to.strip(), actor=principal.subject
     )
@@ -277,8 +273,7 @@ async def list_changes(
 ) -> dict[str, Any]:
     """The Environment's change requests, newest first (without verdicts: ask for one)."""
     environment = environment_name(env)
-    authorize(principal, Operation.CHANGES_READ, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.CHANGES_READ, environment)
     changes = await runtime.changes.changes(environment, status)
     return {"items": [_change_document(change) for change in changes]}
 
@@ -294,8 +289,7 @@ async def get_change(
     fail, its evidence, and when the change can next pass."""
     environment = environment_name(env)
     change_id = _change_id(id)
-    authorize(principal, Operation.CHANGES_READ, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.CHANGES_READ, environment)
     change = await runtime.committer.get_change(environment, change_id)
     return await _with_verdict(runtime, change)
 
@@ -312,8 +306,7 @@ async def approve_change(
     policy's decision (the author never counts)."""
     environment = environment_name(env)
     change_id = _change_id(id)
-    authorize(principal, Operation.CHANGES_APPROVE, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.CHANGES_APPROVE, environment)
     body = data or ApprovalBody()
     change = await runtime.changes.approve(
         environment, change_id, principal, reason=body.reason, expires=body.expires
@@ -331,8 +324,7 @@ async def merge_change(
     """Merge if the policy passes now; otherwise 409 ``policy-refused`` with the verdict."""
     environment = environment_name(env)
     change_id = _change_id(id)
-    authorize(principal, Operation.CHANGES_MERGE, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.CHANGES_MERGE, environment)
     commit, verdict = await runtime.changes.merge(environment, change_id, principal.subject)
     return {"commit": unstructure(commit), "verdict": verdict.describe()}
 
@@ -347,8 +339,7 @@ async def close_change(
     """Close without merging."""
     environment = environment_name(env)
     change_id = _change_id(id)
-    authorize(principal, Operation.CHANGES_CLOSE, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.CHANGES_CLOSE, environment)
     change = await runtime.changes.close(environment, change_id, principal.subject)
     return _change_document(change)
 

@@ -22,9 +22,9 @@ from catalyst_kernel.api.auth import AUTHENTICATED, identity_provider
 from catalyst_kernel.api.lookup import (
     EnvironmentPath,
     OrganizationPath,
+    authorized_environment,
     environment_name,
     organization_name,
-    require_environment,
     require_organization,
 )
 from catalyst_kernel.api.queries import readable_environments
@@ -202,8 +202,7 @@ async def get_environment(
 ) -> dict[str, Any]:
     """One Environment: its Organization, type, repository and creation."""
     name = environment_name(env)
-    authorize(principal, Operation.ENVIRONMENTS_READ, environment=name)
-    record = await require_environment(runtime, name)
+    record = await authorized_environment(runtime, principal, Operation.ENVIRONMENTS_READ, name)
     return _environment_document(record)
 
 

@@ -34,15 +34,15 @@ from litestar.status_codes import HTTP_200_OK
 from catalyst_kernel.api.auth import AUTHENTICATED
 from catalyst_kernel.api.lookup import (
     EnvironmentPath,
+    authorized_environment,
     environment_name,
-    require_environment,
 )
 from catalyst_kernel.api.runtime import Runtime  # noqa: TC001 (Litestar reads annotations)
 from catalyst_kernel.errors import (
     CatalystError,
     InvalidInput,
 )
-from catalyst_kernel.identity.permissions import Operation, authorize
+from catalyst_kernel.identity.permissions import Operation
 from catalyst_kernel.model.principal import Principal  # noqa: TC001 (Litestar reads annotations)
 from catalyst_kernel.readside.fanout import EndReason, Subscription, format_sse, sse_comment
 
@@ -137,8 +137,7 @@ async def environment_state(
     Open ``/events`` with ``Last-Event-ID: <revision>`` to follow the changes after it.
     """
     environment = environment_name(env)
-    authorize(principal, Operation.STATE_READ, environment=environment)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.STATE_READ, environment)
     kv = await runtime.spine.key_value(environment)
     body = await runtime.snapshots.state(environment, kv, _visible)
     return Response(body, media_type=MediaType.JSON)
@@ -205,9 +204,8 @@ async def environment_events(
     changes after it. A revision beyond the current one is a 422: reload ``/state``.
     """
     environment = environment_name(env)
-    authorize(principal, Operation.EVENTS_READ, environment=environment)
     after = parse_last_event_id(last_event_id, last_event_id_query)
-    await require_environment(runtime, environment)
+    await authorized_environment(runtime, principal, Operation.EVENTS_READ, environment)
     hub = await runtime.hub()
     subscription = hub.subscribe(environment, after, _visible)
     # Attached before the status line, so a bad Last-Event-ID or an unreachable spine is a
