@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from graphql import get_introspection_query
 
-from catalyst_kernel.api.graphql.schema import MAX_ALIASES, MAX_QUERY_DEPTH, MAX_TOKENS
 from catalyst_kernel.api.graphql.types import newest_first
 from catalyst_kernel.errors import BackendUnavailable
-from catalyst_kernel.settings import Settings
+from catalyst_kernel.settings import ApiSettings, Settings
 from catalyst_kernel.testing.service import ApiService, assert_problem, running_service
 
 pytestmark = pytest.mark.anyio
 
 GRAPHQL = "/graphql"
+LIMITS = ApiSettings()  # the default limits
 ENVIRONMENTS = ("acme-dev", "acme-prod", "globex-dev")
 
 # (environment, name, blueprint, version, status)
@@ -579,26 +579,51 @@ async def test_a_malformed_query_is_a_graphql_error_never_a_500(service: ApiServ
 
 async def test_queries_deeper_than_the_limit_are_refused(service: ApiService) -> None:
     deep = "name"
-    for _ in range(MAX_QUERY_DEPTH):
+    for _ in range(LIMITS.graphql_max_depth):
         deep = f"environments {{ {deep} }}"
     body = await query(service, f"{{ organizations {{ {deep} }} }}", service.auth())
     assert body.get("data") is None
     messages = [e["message"] for e in body["errors"]]
-    assert any(f"exceeds maximum operation depth of {MAX_QUERY_DEPTH}" in m for m in messages)
+    assert any(
+        f"exceeds maximum operation depth of {LIMITS.graphql_max_depth}" in m for m in messages
+    )
     assert {e["extensions"]["code"] for e in body["errors"]} == {"invalid-input"}
 
 
 async def test_too_many_aliases_or_tokens_are_refused(service: ApiService) -> None:
-    aliases = " ".join(f"a{i}: organizations {{ name }}" for i in range(MAX_ALIASES + 1))
+    aliases = " ".join(
+        f"a{i}: organizations {{ name }}" for i in range(LIMITS.graphql_max_aliases + 1)
+    )
     body = await query(service, f"{{ {aliases} }}", service.auth())
     assert body.get("data") is None
     assert set(codes(body).values()) == {"invalid-input"}
     assert any("aliases" in e["message"] for e in body["errors"])
 
-    fields = " ".join("name" for _ in range(MAX_TOKENS))
+    fields = " ".join("name" for _ in range(LIMITS.graphql_max_tokens))
     body = await query(service, f"{{ organizations {{ {fields} }} }}", service.auth())
     assert body.get("data") is None
     assert set(codes(body).values()) == {"malformed-request"}
+
+
+async def test_the_limits_are_settings(
+    catalyst_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = catalyst_settings(
+        data_dir=str(tmp_path / "data"),
+        api={"graphql_max_depth": 4, "graphql_max_aliases": 1},
+    )
+    async with running_service(settings) as service:
+        two = "{ a: organizations { name } b: organizations { name } }"
+        body = await query(service, two, service.auth())
+        assert any("aliases" in e["message"] for e in body["errors"])
+        deep = "{ organizations { environments { applications { name } } } }"
+        body = await query(service, f"{{ x: {deep[2:]}", service.auth())
+        assert "errors" not in body, body  # depth 3, one alias: within
+        deeper = "name"
+        for _ in range(4):
+            deeper = f"environments {{ {deeper} }}"
+        body = await query(service, f"{{ organizations {{ {deeper} }} }}", service.auth())
+        assert any("maximum operation depth of 4" in e["message"] for e in body["errors"]), body
 
 
 async def test_introspection_works_within_the_limits(service: ApiService) -> None:

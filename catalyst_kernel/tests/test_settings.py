@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import attrs
 import pytest
 
 from catalyst_kernel.errors import SettingsError
 from catalyst_kernel.model import KeycloakTopology
-from catalyst_kernel.settings import load_settings
+from catalyst_kernel.settings import Settings, load_settings
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -182,3 +184,24 @@ def test_repository_url_template_accepts_only_known_fields() -> None:
             Path("/dev/null"),
             environ={"CATALYST_REPOSITORY_URL_TEMPLATE": "x/{env}/{sovereign.__class__}"},
         )
+
+
+def _keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for field in attrs.fields(cls):
+        if isinstance(field.type, type) and attrs.has(field.type):
+            keys += _keys(field.type, f"{prefix}{field.name}.")
+        else:
+            keys.append(f"{prefix}{field.name}")
+    return keys
+
+
+def test_every_key_is_in_the_operator_guide() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "operator-guide.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_.<>]+)` \|", guide, flags=re.MULTILINE))
+    keys = _keys(attrs.resolve_types(Settings))
+    assert "policy.recheck_interval" in keys
+    missing = [
+        key for key in keys if key not in documented and f"{key}.<name>.<key>" not in documented
+    ]
+    assert missing == []

@@ -40,6 +40,7 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "ObservabilitySettings",
+    "PolicySettings",
     "ProviderSettings",
     "Settings",
     "load_settings",
@@ -154,6 +155,31 @@ class ApiSettings:
     sse_buffer_size: int = field(default=DEFAULT_BUFFER_SIZE, validator=_at_least(1))
     """Entries buffered per event-stream subscriber before it is dropped as too slow."""
 
+    graphql_max_depth: int = field(default=8, validator=_at_least(4))
+    """Deepest nesting of selections a GraphQL operation may have (the schema's own deepest
+    path is 4)."""
+
+    graphql_max_aliases: int = field(default=16, validator=_at_least(0))
+    """Most aliases per GraphQL operation: each alias of a list field is another read."""
+
+    graphql_max_tokens: int = field(default=2000, validator=_at_least(200))
+    """Most lexical tokens per GraphQL document (the standard introspection query has under
+    200)."""
+
+
+@frozen
+class PolicySettings:
+    """Evaluation of EnvironmentPolicy verdicts (``[policy]``)."""
+
+    recheck_interval: float = field(default=60.0, validator=_positive)
+    """Seconds between re-evaluations of every open change while verdicts are published (as
+    Gitea's required check): a soak or change window that opens while nobody looks is seen
+    within this."""
+
+    evaluation_timeout: float = field(default=30.0, validator=_positive)
+    """Seconds one change's background re-evaluation may take before it is abandoned (logged;
+    the next round tries again)."""
+
 
 @frozen
 class ObservabilitySettings:
@@ -198,6 +224,7 @@ class Settings:
     )
     providers: ProviderSettings = field(default=ProviderSettings())
     api: ApiSettings = field(default=ApiSettings())
+    policy: PolicySettings = field(default=PolicySettings())
     observability: ObservabilitySettings = field(default=ObservabilitySettings())
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict, validator=_plugin_sections)
     plugin_allow: tuple[str, ...] = field(default=(), validator=each(check_plugin_name))

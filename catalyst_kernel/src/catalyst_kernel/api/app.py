@@ -199,7 +199,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             *operations,
-            *kernel_routes(),
+            *kernel_routes(settings),
             *_extension_routers(manager),
         ],
         dependencies={

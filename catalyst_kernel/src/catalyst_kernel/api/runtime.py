@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CHECK_TIMEOUT",
-    "DEFAULT_POLICY_RECHECK",
     "REQUIRED_SLOTS",
     "ProviderState",
     "Runtime",
@@ -53,7 +52,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECK_TIMEOUT: Final = 5.0
-DEFAULT_POLICY_RECHECK: Final = 60.0
 # Identity is optional until the identity slot lands in the service (SPEC §7).
 REQUIRED_SLOTS: Final = (Slot.SPINE, Slot.COMMITTER, Slot.SECRETS)
 _START_ORDER: Final = (Slot.SPINE, Slot.COMMITTER, Slot.SECRETS, Slot.IDENTITY)
@@ -109,9 +107,10 @@ class Runtime:
     :param projector: also run the projector over every Environment (``catalyst serve`` does;
         a deployment may run ``catalyst projector`` as its own process instead).
     :param sources: event sources to run besides the plugins' (the demo's reconciler).
-    :param policy_recheck_interval: seconds between re-evaluations of every open change when
-        the committer shows verdicts where changes live (Gitea's required status), so a soak
-        ending or a change window opening reaches it without any event.
+
+    While the committer shows verdicts where changes live (Gitea's required status), every open
+    change is evaluated again each ``policy.recheck_interval`` seconds, so a soak ending or a
+    change window opening reaches it without any event.
     """
 
     def __init__(
@@ -125,7 +124,6 @@ class Runtime:
         sse_buffer_size: int | None = None,
         projector: bool = False,
         sources: Sequence[EventSource] = (),
-        policy_recheck_interval: float = DEFAULT_POLICY_RECHECK,
     ) -> None:
         self.settings = settings
         self.manager = manager
@@ -148,7 +146,6 @@ class Runtime:
         self._hub_lock = anyio.Lock()
         self._hub_stop = anyio.Event()
         self.run_projector = projector
-        self.policy_recheck_interval = policy_recheck_interval
         self.projector: Projector | None = None
         self.extra_sources = tuple(sources)
         self._background: anyio.CancelScope | None = None
@@ -318,6 +315,7 @@ class Runtime:
                 evaluator=PolicyEvaluator(self.manager.policy_rule_kinds()),
                 timeline=KvTimelineReader(spine.key_value),
                 clock=lambda: self.clock(),
+                evaluation_timeout=self.settings.policy.evaluation_timeout,
             )
         return self._changes
 
@@ -342,7 +340,7 @@ class Runtime:
 
     async def _recheck_policies(self) -> None:
         while True:
-            await anyio.sleep(self.policy_recheck_interval)
+            await anyio.sleep(self.settings.policy.recheck_interval)
             try:
                 await self.changes.recheck()
             except Exception:

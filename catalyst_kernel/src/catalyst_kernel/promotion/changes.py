@@ -70,8 +70,6 @@ DEPENDENCIES_CHECK: Final = "dependencies"
 BLOCKED_VERSIONS_CHECK: Final = "blocked-versions"
 _REQUIREMENTS: Final = "change-requirements/"
 _SECRET_MOVES: Final = "change-secrets/"
-_RECHECK_TIMEOUT: Final = 30.0
-"""Seconds one change's re-evaluation may take (rules, the read model, publishing)."""
 _MAX_REASON: Final = 500
 
 
@@ -120,6 +118,8 @@ class ChangeDesk:
     :param evaluator: the policy evaluator over the registered rule kinds.
     :param timeline: the read model's Application timelines (soak evidence).
     :param clock: the time rules see; tests inject one.
+    :param evaluation_timeout: seconds one change's re-evaluation in :meth:`recheck` may take
+        (settings key ``policy.evaluation_timeout``).
     """
 
     def __init__(
@@ -131,6 +131,7 @@ class ChangeDesk:
         evaluator: PolicyEvaluator,
         timeline: TimelineReader,
         clock: Clock = utc_now,
+        evaluation_timeout: float = 30.0,
     ) -> None:
         self.provisioner = provisioner
         self.committer = provisioner.committer
@@ -139,6 +140,7 @@ class ChangeDesk:
         self.evaluator = evaluator
         self.timeline = timeline
         self.clock = clock
+        self.evaluation_timeout = evaluation_timeout
         self._merging: dict[str, anyio.Lock] = {}
         self._shown: dict[tuple[str, str], tuple[str, bool, datetime | None]] = {}
 
@@ -363,7 +365,7 @@ class ChangeDesk:
         for record in await self.directory.environments():
             for change in await self.committer.list_changes(record.name, ChangeStatus.OPEN):
                 try:
-                    with anyio.fail_after(_RECHECK_TIMEOUT):
+                    with anyio.fail_after(self.evaluation_timeout):
                         await self.verdict(change)
                 except Exception:
                     log.exception("re-evaluating change %s in %s failed", change.id, record.name)

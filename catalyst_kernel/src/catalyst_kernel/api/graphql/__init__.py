@@ -7,6 +7,14 @@ APIs show a caller the same things; errors carry the REST problem codes in their
 
 from catalyst_kernel.api.graphql.context import GraphQLContext, Info, graphql_context
 from catalyst_kernel.api.graphql.errors import problem_error
-from catalyst_kernel.api.graphql.schema import SCHEMA, CatalystSchema
+from catalyst_kernel.api.graphql.schema import SCHEMA, CatalystSchema, build_schema
 
-__all__ = ["SCHEMA", "CatalystSchema", "GraphQLContext", "Info", "graphql_context", "problem_error"]
+__all__ = [
+    "SCHEMA",
+    "CatalystSchema",
+    "GraphQLContext",
+    "Info",
+    "build_schema",
+    "graphql_context",
+    "problem_error",
+]

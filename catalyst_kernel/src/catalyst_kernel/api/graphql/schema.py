@@ -7,9 +7,10 @@ another Organization's principal gets ``forbidden`` whether or not the target ex
 only what the caller may read. Every field reads the read model when it resolves: one answer is
 not a single snapshot across Environments.
 
-Queries are bounded: :data:`MAX_QUERY_DEPTH` levels of selections, :data:`MAX_ALIASES` aliases
-and :data:`MAX_TOKENS` tokens, so one request cannot fan out without limit. Introspection stays
-on: clients and schema-driven test tools read the schema through it.
+Queries are bounded in depth, aliases and tokens (settings keys ``api.graphql_max_depth``,
+``api.graphql_max_aliases``, ``api.graphql_max_tokens``; :func:`build_schema`), so one request
+cannot fan out without limit. Introspection stays on: clients and schema-driven test tools read
+the schema through it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from catalyst_kernel.api.lookup import (
 from catalyst_kernel.api.queries import applications_across, readable_environments
 from catalyst_kernel.errors import NotFound
 from catalyst_kernel.identity.permissions import Operation, allowed, authorize
+from catalyst_kernel.settings import ApiSettings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -50,16 +52,9 @@ if TYPE_CHECKING:
 
     from catalyst_kernel.api.graphql.context import GraphQLContext
 
-__all__ = ["MAX_ALIASES", "MAX_QUERY_DEPTH", "MAX_TOKENS", "SCHEMA", "CatalystSchema", "Query"]
+__all__ = ["SCHEMA", "CatalystSchema", "Query", "build_schema"]
 
 logger = logging.getLogger(__name__)
-
-MAX_QUERY_DEPTH: Final = 8
-"""Deepest nesting of selections an operation may have (the schema's own deepest path is 4)."""
-MAX_ALIASES: Final = 16
-"""Most aliases per operation: each alias of a list field is another read of the read model."""
-MAX_TOKENS: Final = 2000
-"""Most lexical tokens per document (the standard introspection query has under 200)."""
 
 R = TypeVar("R")
 
@@ -203,13 +198,18 @@ class CatalystSchema(strawberry.Schema):
                 )
 
 
-SCHEMA: Final = CatalystSchema(
-    query=Query,
-    # Factories: strawberry makes each request its own extension objects.
-    extensions=[
-        partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
-        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
-        partial(MaxTokensLimiter, max_token_count=MAX_TOKENS),
-    ],
-)
-"""The schema ``POST /graphql`` serves."""
+def build_schema(limits: ApiSettings) -> CatalystSchema:
+    """The schema ``POST /graphql`` serves, bounded by ``limits`` (the ``[api]`` settings)."""
+    return CatalystSchema(
+        query=Query,
+        # Factories: strawberry makes each request its own extension objects.
+        extensions=[
+            partial(QueryDepthLimiter, max_depth=limits.graphql_max_depth),
+            partial(MaxAliasesLimiter, max_alias_count=limits.graphql_max_aliases),
+            partial(MaxTokensLimiter, max_token_count=limits.graphql_max_tokens),
+        ],
+    )
+
+
+SCHEMA: Final = build_schema(ApiSettings())
+"""The schema with the default limits."""

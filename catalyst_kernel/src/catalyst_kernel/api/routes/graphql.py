@@ -32,7 +32,7 @@ from litestar.params import JSONBody  # noqa: TC002
 from strawberry.litestar.controller import GraphQLController
 
 from catalyst_kernel.api.auth import AUTHENTICATED
-from catalyst_kernel.api.graphql import SCHEMA, GraphQLContext, problem_error
+from catalyst_kernel.api.graphql import SCHEMA, GraphQLContext, build_schema, problem_error
 from catalyst_kernel.api.graphql.context import graphql_context, sub_response
 from catalyst_kernel.api.openapi import problem_responses
 
@@ -42,7 +42,9 @@ if TYPE_CHECKING:
     from strawberry.http import GraphQLHTTPResponse
     from strawberry.types import ExecutionResult
 
-__all__ = ["GRAPHQL_PATH", "ROUTES", "GraphQLAnswer", "GraphQLRequest", "GraphQLRoute"]
+    from catalyst_kernel.settings import Settings
+
+__all__ = ["GRAPHQL_PATH", "GraphQLAnswer", "GraphQLRequest", "GraphQLRoute", "routes"]
 
 GRAPHQL_PATH: Final = "/graphql"
 
@@ -155,4 +157,7 @@ class GraphQLRoute(GraphQLController[GraphQLContext, None]):
         return await super().process_result(request, result)
 
 
-ROUTES: Final = [GraphQLRoute]
+def routes(settings: Settings) -> list[type[GraphQLRoute]]:
+    """The route, over a schema bounded by the ``[api]`` settings."""
+    schema = build_schema(settings.api)
+    return [type("GraphQLRoute", (GraphQLRoute,), {"schema": schema})]
