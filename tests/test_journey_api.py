@@ -9,41 +9,23 @@ equals ``/state``; the uninstall removes both.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import httpx
 import pytest
 from anyio.abc import ObjectReceiveStream
+from tests.journeys import PASSWORD, flux_ready, install_wordpress
 
-from catalyst_kernel.settings import Settings
-from catalyst_kernel.testing.service import ApiService, running_service
+from catalyst_kernel.testing.service import ApiService
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[1]
-FLUX_SECRET = "journey-flux-hmac-secret-0123456789"
-PASSWORD = "journey-admin-password-1234"
 ENV = "acme-dev"
-
-
-@pytest.fixture
-async def service(
-    catalyst_settings: Callable[..., Settings], tmp_path: Path
-) -> AsyncIterator[ApiService]:
-    settings = catalyst_settings(
-        data_dir=str(tmp_path),
-        sovereign="journey",
-        catalog_paths=[str(ROOT / "catalog")],
-        plugins={"core": {"flux_webhook_secrets": {ENV: FLUX_SECRET}}},
-    )
-    async with running_service(settings, projector=True, client_timeout=30) as service:
-        yield service
+FLUX_AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 async def read_events(
@@ -74,45 +56,12 @@ async def read_events(
             fields[name] = value.removeprefix(" ")
 
 
-def flux_notification(application: str, sha: str) -> bytes:
-    """What notification-controller's generic-hmac provider posts when a Kustomization is ready."""
-    return json.dumps(
-        {
-            "involvedObject": {
-                "kind": "Kustomization",
-                "namespace": "flux-system",
-                "name": application,
-                "uid": f"uid-{application}",
-                "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-                "resourceVersion": "1",
-            },
-            "severity": "info",
-            "timestamp": "2026-11-30T12:00:00Z",
-            "message": "Health check passed in 1.2s",
-            "reason": "ReconciliationSucceeded",
-            "metadata": {"revision": f"main@sha1:{sha}"},
-            "reportingController": "kustomize-controller",
-            "reportingInstance": "kustomize-controller-0",
-        }
-    ).encode()
-
-
-async def post_flux(service: ApiService, body: bytes) -> None:
-    digest = hmac.new(FLUX_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    response = await service.client.post(
-        f"/v1/webhooks/flux/{ENV}",
-        content=body,
-        headers={"Content-Type": "application/json", "X-Signature": f"sha256={digest}"},
-    )
-    assert response.status_code in (200, 202, 204), response.text
-
-
-async def test_the_api_journey(service: ApiService) -> None:
-    client = service.client
-    admin = service.auth("sovereign-admin", None)
-    org_admin = service.auth("org-admin", "acme")
-    developer = service.auth("org-developer", "acme")
-    viewer = service.auth("org-viewer", "acme")
+async def test_the_api_journey(journey_service: ApiService) -> None:
+    client = journey_service.client
+    admin = journey_service.auth("sovereign-admin", None)
+    org_admin = journey_service.auth("org-admin", "acme")
+    developer = journey_service.auth("org-developer", "acme")
+    viewer = journey_service.auth("org-viewer", "acme")
 
     # Organization, then Environment.
     created = await client.post("/v1/organizations", json={"name": "acme"}, headers=admin)
@@ -150,19 +99,8 @@ async def test_the_api_journey(service: ApiService) -> None:
                             history.append(data["value"]["status"])
 
         # Install bp-wordpress with a new postgres.
-        install = await client.post(
-            f"/v1/environments/{ENV}/applications",
-            json={
-                "name": "marketing-site",
-                "blueprint": "bp-wordpress",
-                "config": {
-                    "siteTitle": "Acme",
-                    "adminEmail": "web@acme.example",
-                    "adminPassword": PASSWORD,
-                },
-                "dependencies": {"db": {"create": True}},
-            },
-            headers=developer,
+        install = await install_wordpress(
+            journey_service, ENV, developer, dependencies={"db": {"create": True}}
         )
         assert install.status_code == 201, install.text
         sha = install.json()["commit"]["sha"]
@@ -175,10 +113,10 @@ async def test_the_api_journey(service: ApiService) -> None:
         await follow(both_installing, receive)
 
         # Flux reconciles postgres first (dependsOn), then wordpress.
-        await post_flux(service, flux_notification(database, sha))
+        await flux_ready(journey_service, ENV, database, sha, FLUX_AT)
         await follow(lambda: statuses[database][-1] == "Running", receive)
         assert statuses["marketing-site"][-1] == "Installing"
-        await post_flux(service, flux_notification("marketing-site", sha))
+        await flux_ready(journey_service, ENV, "marketing-site", sha, FLUX_AT)
         await follow(lambda: statuses["marketing-site"][-1] == "Running", receive)
         for name in names:
             assert statuses[name] == ["Installing", "Running"], statuses
