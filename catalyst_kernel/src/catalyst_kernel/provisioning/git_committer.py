@@ -65,7 +65,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import threading
 import time
@@ -100,34 +99,47 @@ from catalyst_kernel.provisioning.committer import (
     CommitInfo,
     CommitRequest,
 )
+from catalyst_kernel.provisioning.gitcommits import (
+    author_signature,
+    commit_info,
+    committer_signature,
+    make_commit,
+    path_history,
+)
 from catalyst_kernel.provisioning.gitformat import (
     ACTOR_TRAILER,
     CHANGE_REVISION_TRAILER,
     CHANGE_TRAILER,
     DEFAULT_BRANCH,
-    OPERATION_TRAILER,
-    PLAN_DIGEST_TRAILER,
     approval_json,
     check_actor,
     check_approval,
+    check_approval_revision,
     check_change_id,
     check_change_request,
     check_commit_request,
+    check_evaluated_revision,
     check_initial_commit,
+    check_list_query,
+    check_log_query,
+    check_status_filter,
     check_title,
     compose_message,
     format_time,
+    merge_message,
     parse_approval,
     request_trailers,
+    require_open,
     split_trailers,
 )
 from catalyst_kernel.provisioning.gittree import (
     Edit,
     TreeCache,
     apply_edits,
-    entry_id,
+    apply_proposal,
+    file_data,
+    list_paths,
     plan_edits,
-    walk_files,
 )
 
 if TYPE_CHECKING:
@@ -142,7 +154,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAIN_REF: Final = f"refs/heads/{DEFAULT_BRANCH}"
-_NOT_IN_ADDRESS: Final = re.compile(r"[^A-Za-z0-9._+-]")
 _CHANGE_HEAD: Final = "refs/changes/{id}/head"
 _CHANGE_REVISION: Final = "refs/changes/{id}/{revision}"
 _CHANGE_META: Final = "refs/catalyst/changes/{id}"
@@ -531,17 +542,10 @@ class GitCommitter:
         return repo, gitdir
 
     def _signature(self, name: str) -> pygit2.Signature:
-        # Actors are user names or token subjects rather than addresses, and Git wants an
-        # address: a non-address actor gets one at the committer's domain.
-        if "@" in name:
-            email = name
-        else:
-            domain = self.committer_email.rpartition("@")[2] or "localhost"
-            email = f"{_NOT_IN_ADDRESS.sub('-', name)}@{domain}"
-        return pygit2.Signature(name, email, int(time.time()), 0)
+        return author_signature(name, self.committer_email)
 
     def _committer(self) -> pygit2.Signature:
-        return pygit2.Signature(self.committer_name, self.committer_email, int(time.time()), 0)
+        return committer_signature(self.committer_name, self.committer_email)
 
     def _transact(
         self,
@@ -593,17 +597,6 @@ class GitCommitter:
                 f"{ref!r} is not a commit of the {environment} repository", field="ref"
             ) from None
 
-    def _info(self, commit: pygit2.Commit) -> CommitInfo:
-        body, trailers = split_trailers(commit.message)
-        return CommitInfo(
-            sha=str(commit.id),
-            parents=tuple(str(parent) for parent in commit.parent_ids),
-            message=body,
-            author=commit.author.name,
-            time=datetime.fromtimestamp(commit.commit_time, UTC),
-            trailers=trailers,
-        )
-
     def _make_commit(
         self,
         repo: pygit2.Repository,
@@ -612,11 +605,7 @@ class GitCommitter:
         message: str,
         author: str,
     ) -> pygit2.Commit:
-        parents = [parent.id] if parent is not None else []
-        oid = repo.create_commit(
-            None, self._signature(author), self._committer(), message, tree, parents
-        )
-        return repo[oid].peel(pygit2.Commit)
+        return make_commit(repo, parent, tree, message, self._signature(author), self._committer())
 
     # ---------------------------------------------------------------------------------------------
     # Repositories and commits
@@ -641,7 +630,7 @@ class GitCommitter:
                     repo, None, apply_edits(repo, None, edit, self._trees), message, actor
                 )
                 repo.references.create(MAIN_REF, commit.id)
-                info = self._info(commit)
+                info = commit_info(commit)
                 gitdir.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     # Atomic: the repository appears complete or not at all; rename(2) refuses
@@ -672,40 +661,20 @@ class GitCommitter:
 
         def read() -> bytes | None:
             repo, _ = self._open(environment)
-            tree = self._resolve(repo, environment, ref).tree
-            try:
-                entry = tree[path]
-            except KeyError:
-                return None
-            return entry.data if isinstance(entry, pygit2.Blob) else None
+            return file_data(self._resolve(repo, environment, ref).tree, path)
 
         return await self._run(read)
 
     async def list_files(
         self, environment: str, prefix: str = "", ref: str | None = None
     ) -> Sequence[str]:
-        check_environment_name(environment)
-        if prefix:
-            check_repository_path(prefix.rstrip("/") or prefix)
+        check_list_query(environment, prefix)
 
-        def list_paths() -> list[str]:
+        def listing() -> list[str]:
             repo, _ = self._open(environment)
-            tree = self._resolve(repo, environment, ref).tree
-            # Walk only the deepest folder the prefix names in full, then filter by the prefix.
-            folder = prefix.rpartition("/")[0]
-            if folder:
-                try:
-                    subtree = tree[folder]
-                except KeyError:
-                    return []
-                if not isinstance(subtree, pygit2.Tree):
-                    return []
-                paths = walk_files(subtree, f"{folder}/")
-            else:
-                paths = walk_files(tree, "")
-            return sorted(p for p in paths if p.startswith(prefix))
+            return list_paths(self._resolve(repo, environment, ref).tree, prefix)
 
-        return await self._run(list_paths)
+        return await self._run(listing)
 
     async def commit(self, request: CommitRequest) -> CommitInfo:
         message = check_commit_request(request)
@@ -726,7 +695,7 @@ class GitCommitter:
                 repo, head, apply_edits(repo, head, edit, self._trees), message, actor
             )
             update = _RefUpdate(MAIN_REF, head.id if head else None, commit.id)
-            return _Plan((update,), _returning(self._info(commit)))
+            return _Plan((update,), _returning(commit_info(commit)))
 
         return await self._write(
             environment, lambda: self._transact(environment, build, retry=expected is None)
@@ -735,29 +704,11 @@ class GitCommitter:
     async def log(
         self, environment: str, path: str | None = None, limit: int = 50
     ) -> Sequence[CommitInfo]:
-        check_environment_name(environment)
-        if path is not None:
-            check_repository_path(path)
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidInput(f"limit must be a positive integer, got {limit!r}", field="limit")
+        check_log_query(environment, path, limit)
 
         def history() -> list[CommitInfo]:
             repo, _ = self._open(environment)
-            head = self._head(repo)
-            if head is None:
-                return []
-            found: list[CommitInfo] = []
-            for commit in repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL):
-                if path is not None:
-                    mine = entry_id(commit.tree, path)
-                    theirs = [entry_id(parent.tree, path) for parent in commit.parents]
-                    # Touched: differs from every parent (a root commit: the path exists).
-                    if (not theirs and mine is None) or any(mine == t for t in theirs):
-                        continue
-                found.append(self._info(commit))
-                if len(found) >= limit:
-                    break
-            return found
+            return path_history(repo, self._head(repo), path, limit)
 
         return await self._run(history)
 
@@ -832,12 +783,7 @@ class GitCommitter:
     ) -> tuple[pygit2.Commit, pygit2.Commit | None, tuple[_StoredFile, ...]]:
         """The change's head commit for ``revision``: ``request`` applied to main now."""
         base = self._head(repo)
-        try:
-            tree = apply_edits(repo, base, edit, self._trees)
-        except Conflict as exc:
-            raise Conflict(
-                f"the change does not apply to {DEFAULT_BRANCH}: {exc.message}"
-            ) from None
+        tree = apply_proposal(repo, base, edit, self._trees)
         trailers = [
             *request_trailers(request, request.actor),
             (CHANGE_TRAILER, change_id),
@@ -939,7 +885,7 @@ class GitCommitter:
         edit = plan_edits(request.files)
 
         def decide(repo: pygit2.Repository, record: _Record) -> _Decision[ChangeRequest]:
-            _require_open(record)
+            require_open(record.change)
             revision = record.change.revision + 1
             # The author stays the author; the new head commit names who revised it.
             head, base, files = self._proposal(repo, request, change_id, revision, edit)
@@ -981,8 +927,7 @@ class GitCommitter:
         self, environment: str, status: ChangeStatus | None = None
     ) -> Sequence[ChangeRequest]:
         check_environment_name(environment)
-        if status is not None and not isinstance(status, ChangeStatus):
-            raise InvalidInput(f"status {status!r} is not a change status", field="status")
+        check_status_filter(status)
 
         def listing() -> list[ChangeRequest]:
             repo, _ = self._open(environment)
@@ -1005,14 +950,9 @@ class GitCommitter:
         check_approval(approval)
 
         def decide(_repo: pygit2.Repository, record: _Record) -> _Decision[ChangeRequest]:
-            _require_open(record)
             change = record.change
-            if approval.revision != change.revision:
-                raise Conflict(
-                    f"the approval is for revision {approval.revision} of change {change_id}, "
-                    f"which is at revision {change.revision}",
-                    field="approval.revision",
-                )
+            require_open(change)
+            check_approval_revision(change_id, change, approval)
             # One approval per approver and revision: approving again refreshes it.
             others = (a for a in change.approvals if a.approver != approval.approver)
             approvals = tuple(sorted((*others, approval), key=lambda a: a.approver))
@@ -1035,15 +975,10 @@ class GitCommitter:
             landed = self._landed(repo, record)
             if landed is not None:  # an interrupted merge: complete its record
                 healed = self._record_commit(repo, _merged(record, landed), meta, "merged", actor)
-                return _Plan((_RefUpdate(meta_ref, meta, healed),), _returning(self._info(landed)))
-            _require_open(record)
-            if revision is not None and record.change.revision != revision:
-                raise Conflict(
-                    f"change {change_id} is at revision {record.change.revision}, not the "
-                    f"evaluated revision {revision}: evaluate it again",
-                    field="revision",
-                )
+                return _Plan((_RefUpdate(meta_ref, meta, healed),), _returning(commit_info(landed)))
             change = record.change
+            require_open(change)
+            check_evaluated_revision(change_id, change, revision)
             head = self._head(repo)
             changes = [
                 FileChange(
@@ -1059,13 +994,15 @@ class GitCommitter:
                 raise Conflict(
                     f"change {change_id} does not apply to {DEFAULT_BRANCH} any more: {exc.message}"
                 ) from None
-            trailers = [(ACTOR_TRAILER, actor), (OPERATION_TRAILER, record.operation_id)]
-            if record.plan_digest:
-                trailers.append((PLAN_DIGEST_TRAILER, record.plan_digest))
-            trailers.extend(record.trailers.items())
-            trailers.append((CHANGE_TRAILER, change_id))
-            trailers.append((CHANGE_REVISION_TRAILER, str(change.revision)))
-            message = compose_message(record.message, trailers)
+            message = merge_message(
+                record.message,
+                record.trailers,
+                actor=actor,
+                operation_id=record.operation_id,
+                plan_digest=record.plan_digest,
+                change_id=change_id,
+                revision=change.revision,
+            )
             # The change's author authors the commit; Catalyst-Actor names who merged it.
             merged = self._make_commit(repo, head, tree, message, change.author)
             stored = self._record_commit(repo, _merged(record, merged), meta, "merged", actor)
@@ -1073,7 +1010,7 @@ class GitCommitter:
                 _RefUpdate(MAIN_REF, head.id if head else None, merged.id),
                 _RefUpdate(meta_ref, meta, stored),
             )
-            return _Plan(updates, _returning(self._info(merged)))
+            return _Plan(updates, _returning(commit_info(merged)))
 
         return await self._write(environment, lambda: self._transact(environment, build))
 
@@ -1086,7 +1023,7 @@ class GitCommitter:
             change = record.change
             if change.status is ChangeStatus.CLOSED:
                 return _Decision(record, "closed", change)  # closing twice changes nothing
-            _require_open(record)
+            require_open(change)
             closed = attrs.evolve(change, status=ChangeStatus.CLOSED, updated=datetime.now(UTC))
             return _Decision(attrs.evolve(record, change=closed), "closed", closed)
 
@@ -1120,14 +1057,6 @@ def _merged(record: _Record, commit: pygit2.Commit) -> _Record:
         updated=datetime.now(UTC),
     )
     return attrs.evolve(record, change=change)
-
-
-def _require_open(record: _Record) -> None:
-    change = record.change
-    if change.status is ChangeStatus.MERGED:
-        raise Conflict(f"change {change.id} is already merged as {change.merge_commit}")
-    if change.status is ChangeStatus.CLOSED:
-        raise Conflict(f"change {change.id} is closed")
 
 
 def _blob_text(repo: pygit2.Repository, sha: str) -> str:

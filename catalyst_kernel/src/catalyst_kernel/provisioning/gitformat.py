@@ -3,11 +3,14 @@
 Commits go to :data:`DEFAULT_BRANCH`; their messages end with Git trailers (:func:`compose_message`,
 read back with :func:`split_trailers`): who acted (``Catalyst-Actor``), the operation, the plan's
 digest, and for a merged change request its id and revision. The committer writes those trailers
-itself (:func:`request_trailers`); a request may add others but not set them. Approvals are stored
-as JSON documents (:func:`approval_json`, :func:`parse_approval`). The ``check_*`` functions
-refuse, as :class:`~catalyst_kernel.errors.InvalidInput`, the actors, change ids and approvals
-that could not be written this way, so every committer refuses the same inputs with the same
-messages.
+itself (:func:`request_trailers`, and :func:`merge_message` for a merged change request); a
+request may add others but not set them. Approvals are stored as JSON documents
+(:func:`approval_json`, :func:`parse_approval`). The ``check_*`` functions refuse, as
+:class:`~catalyst_kernel.errors.InvalidInput`, the actors, change ids, approvals and queries that
+could not be written or read this way, so every committer refuses the same inputs with the same
+messages; likewise the change-request rules (:func:`require_open`,
+:func:`check_approval_revision`, :func:`check_evaluated_revision`) refuse, as
+:class:`~catalyst_kernel.errors.Conflict`, a step the change's state does not allow.
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from catalyst_kernel.errors import InvalidInput
+from catalyst_kernel.errors import Conflict, InvalidInput
 from catalyst_kernel.model.names import check_environment_name
+from catalyst_kernel.model.plan import check_repository_path
 from catalyst_kernel.model.tenancy import Environment
-from catalyst_kernel.provisioning.committer import Approval, CommitRequest
+from catalyst_kernel.provisioning.committer import (
+    Approval,
+    ChangeRequest,
+    ChangeStatus,
+    CommitRequest,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -34,15 +43,22 @@ __all__ = [
     "approval_json",
     "check_actor",
     "check_approval",
+    "check_approval_revision",
     "check_change_id",
     "check_change_request",
     "check_commit_request",
+    "check_evaluated_revision",
     "check_initial_commit",
+    "check_list_query",
+    "check_log_query",
+    "check_status_filter",
     "check_title",
     "compose_message",
     "format_time",
+    "merge_message",
     "parse_approval",
     "request_trailers",
+    "require_open",
     "split_trailers",
 ]
 
@@ -134,6 +150,31 @@ def request_trailers(request: CommitRequest, actor: str) -> list[tuple[str, str]
             )
         trailers.append((key, value))
     return trailers
+
+
+def merge_message(
+    message: str,
+    trailers: Mapping[str, str],
+    *,
+    actor: str,
+    operation_id: str,
+    plan_digest: str | None,
+    change_id: str,
+    revision: int,
+) -> str:
+    """The message of the commit that merges revision ``revision`` of change ``change_id``: the
+    request's ``message`` with the committer's trailers (``actor`` who merged, the operation, the
+    plan digest when there is one), the request's ``trailers``, then the change and revision.
+
+    :raises InvalidInput: as :func:`compose_message`.
+    """
+    lines = [(ACTOR_TRAILER, actor), (OPERATION_TRAILER, operation_id)]
+    if plan_digest:
+        lines.append((PLAN_DIGEST_TRAILER, plan_digest))
+    lines.extend(trailers.items())
+    lines.append((CHANGE_TRAILER, change_id))
+    lines.append((CHANGE_REVISION_TRAILER, str(revision)))
+    return compose_message(message, lines)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -285,3 +326,79 @@ def check_title(title: object) -> str:
     if not isinstance(title, str) or not title.strip() or "\n" in title:
         raise InvalidInput("a change request needs a one-line title", field="title")
     return title.strip()
+
+
+def check_list_query(environment: str, prefix: str) -> None:
+    """Refuse a file listing that cannot be answered: a bad Environment name, or a ``prefix``
+    that is neither empty nor a repository path (a trailing ``/`` allowed).
+
+    :raises InvalidInput: naming what is wrong.
+    """
+    check_environment_name(environment)
+    if prefix:
+        check_repository_path(prefix.rstrip("/") or prefix)
+
+
+def check_log_query(environment: str, path: str | None, limit: int) -> None:
+    """Refuse a history query that cannot be answered: a bad Environment name, a path that is
+    not a repository path, a ``limit`` that is not a positive integer.
+
+    :raises InvalidInput: naming what is wrong (``field="limit"`` for the limit).
+    """
+    check_environment_name(environment)
+    if path is not None:
+        check_repository_path(path)
+    if not isinstance(limit, int) or limit < 1:
+        raise InvalidInput(f"limit must be a positive integer, got {limit!r}", field="limit")
+
+
+def check_status_filter(status: object) -> None:
+    """Refuse a change-listing filter that is neither ``None`` nor a :class:`ChangeStatus`.
+
+    :raises InvalidInput: on ``field="status"``.
+    """
+    if status is not None and not isinstance(status, ChangeStatus):
+        raise InvalidInput(f"status {status!r} is not a change status", field="status")
+
+
+# -------------------------------------------------------------------------------------------------
+# Change-request rules
+# -------------------------------------------------------------------------------------------------
+
+
+def require_open(change: ChangeRequest) -> None:
+    """Refuse a step on a change request that is no longer open.
+
+    :raises Conflict: it is merged (naming the merge commit) or closed.
+    """
+    if change.status is ChangeStatus.MERGED:
+        raise Conflict(f"change {change.id} is already merged as {change.merge_commit}")
+    if change.status is ChangeStatus.CLOSED:
+        raise Conflict(f"change {change.id} is closed")
+
+
+def check_approval_revision(change_id: str, change: ChangeRequest, approval: Approval) -> None:
+    """Refuse ``approval`` of change ``change_id`` unless it names the change's current revision.
+
+    :raises Conflict: on ``field="approval.revision"``.
+    """
+    if approval.revision != change.revision:
+        raise Conflict(
+            f"the approval is for revision {approval.revision} of change {change_id}, "
+            f"which is at revision {change.revision}",
+            field="approval.revision",
+        )
+
+
+def check_evaluated_revision(change_id: str, change: ChangeRequest, revision: int | None) -> None:
+    """Refuse to merge change ``change_id`` when it has moved past the ``revision`` the policy
+    evaluated (``None``: no revision was named, nothing to check).
+
+    :raises Conflict: on ``field="revision"``.
+    """
+    if revision is not None and change.revision != revision:
+        raise Conflict(
+            f"change {change_id} is at revision {change.revision}, not the evaluated "
+            f"revision {revision}: evaluate it again",
+            field="revision",
+        )

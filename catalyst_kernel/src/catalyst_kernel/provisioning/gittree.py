@@ -5,11 +5,14 @@ changes and nests them by folder (an :data:`Edit`); :func:`apply_edits` writes t
 reading and rewriting only the trees on the changed paths, so every other subtree keeps its id and
 the cost follows the change, not the repository. A change that does not fit the tree (adding a
 file that exists, modifying one that does not) is a :class:`~catalyst_kernel.errors.Conflict`
-naming the path.
+naming the path (:func:`apply_proposal` says it is a change request's that does not apply).
 
 Wide trees (``applications/`` with one entry per Application) are edited as raw entries instead of
 through libgit2's tree builder, and the entries of each one written are kept in a
 :class:`TreeCache`, so the next commit on top does not read and parse it again.
+
+Reading a tree: :func:`file_data` (a file's content), :func:`list_paths` (the files below a
+prefix, from :func:`walk_files`) and :func:`entry_id` (the object at a path).
 
 The functions are synchronous pygit2 work: call them from a worker thread.
 """
@@ -24,11 +27,22 @@ import pygit2
 
 from catalyst_kernel.errors import Conflict, InvalidInput
 from catalyst_kernel.model.plan import FileAction, FileChange, check_repository_path
+from catalyst_kernel.provisioning.gitformat import DEFAULT_BRANCH
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-__all__ = ["Edit", "TreeCache", "apply_edits", "entry_id", "plan_edits", "walk_files"]
+__all__ = [
+    "Edit",
+    "TreeCache",
+    "apply_edits",
+    "apply_proposal",
+    "entry_id",
+    "file_data",
+    "list_paths",
+    "plan_edits",
+    "walk_files",
+]
 
 _REGULAR_FILE_MODES: Final = frozenset(
     {pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE}
@@ -116,6 +130,21 @@ def apply_edits(
     return written if written is not None else repo.TreeBuilder().write()
 
 
+def apply_proposal(
+    repo: pygit2.Repository, base: pygit2.Commit | None, edit: Edit, cache: TreeCache
+) -> pygit2.Oid:
+    """As :func:`apply_edits`, for a change request's proposed revision, built on ``base`` (the
+    head of the default branch).
+
+    :raises Conflict: a change does not fit the tree: "the change does not apply to ``main``",
+        then the path.
+    """
+    try:
+        return apply_edits(repo, base, edit, cache)
+    except Conflict as exc:
+        raise Conflict(f"the change does not apply to {DEFAULT_BRANCH}: {exc.message}") from None
+
+
 def walk_files(tree: pygit2.Tree, prefix: str = "") -> Iterator[str]:
     """The paths of the regular files and symbolic links below ``tree``, each after ``prefix``
     (the tree's own path followed by ``/``, or empty for a root tree)."""
@@ -132,6 +161,34 @@ def entry_id(tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
         return tree[path].id
     except KeyError:
         return None
+
+
+def file_data(tree: pygit2.Tree, path: str) -> bytes | None:
+    """The content of the file at ``path`` in ``tree``, or ``None`` when there is none (nothing
+    at ``path``, or a folder)."""
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return entry.data if isinstance(entry, pygit2.Blob) else None
+
+
+def list_paths(tree: pygit2.Tree, prefix: str = "") -> list[str]:
+    """The sorted paths of the files in ``tree`` (see :func:`walk_files`) that start with
+    ``prefix``. Only the deepest folder ``prefix`` names in full is walked; a folder that is
+    missing or a file lists nothing."""
+    folder = prefix.rpartition("/")[0]
+    if folder:
+        try:
+            subtree = tree[folder]
+        except KeyError:
+            return []
+        if not isinstance(subtree, pygit2.Tree):
+            return []
+        paths = walk_files(subtree, f"{folder}/")
+    else:
+        paths = walk_files(tree, "")
+    return sorted(p for p in paths if p.startswith(prefix))
 
 
 # -------------------------------------------------------------------------------------------------

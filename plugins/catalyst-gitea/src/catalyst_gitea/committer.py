@@ -97,31 +97,41 @@ from catalyst_kernel.provisioning.committer import (
     CommitRequest,
 )
 from catalyst_kernel.provisioning.environments import POLICY_PATH
+from catalyst_kernel.provisioning.gitcommits import (
+    author_signature,
+    commit_info,
+    committer_signature,
+    make_commit,
+    path_history,
+)
 from catalyst_kernel.provisioning.gitformat import (
-    ACTOR_TRAILER,
-    CHANGE_REVISION_TRAILER,
-    CHANGE_TRAILER,
     DEFAULT_BRANCH,
-    OPERATION_TRAILER,
-    PLAN_DIGEST_TRAILER,
     check_actor,
     check_approval,
+    check_approval_revision,
     check_change_id,
     check_change_request,
     check_commit_request,
+    check_evaluated_revision,
     check_initial_commit,
+    check_list_query,
+    check_log_query,
+    check_status_filter,
     check_title,
     compose_message,
+    merge_message,
     request_trailers,
-    split_trailers,
+    require_open,
 )
 from catalyst_kernel.provisioning.gittree import (
     Edit,
     TreeCache,
     apply_edits,
+    apply_proposal,
     entry_id,
+    file_data,
+    list_paths,
     plan_edits,
-    walk_files,
 )
 
 if TYPE_CHECKING:
@@ -141,7 +151,6 @@ T = TypeVar("T")
 
 CHANGE_BRANCH_PREFIX: Final = "catalyst/change-"
 WEBHOOK_EVENTS: Final = ("push", "pull_request", "pull_request_sync", "pull_request_review")
-_NOT_IN_ADDRESS: Final = re.compile(r"[^A-Za-z0-9._+-]")
 _REVIEW_CONCURRENCY: Final = 8
 _MERGE_POLL: Final = 0.25
 _AWAITING: Final = "waiting for the policy verdict"
@@ -189,13 +198,6 @@ def _check_ref(ref: object) -> str:
     if not isinstance(ref, str) or not ref or ref.startswith("-") or "\x00" in ref:
         raise InvalidInput(f"ref {ref!r} is not a revision", field="ref")
     return ref
-
-
-def _require_open(change: ChangeRequest) -> None:
-    if change.status is ChangeStatus.MERGED:
-        raise Conflict(f"change {change.id} is already merged as {change.merge_commit}")
-    if change.status is ChangeStatus.CLOSED:
-        raise Conflict(f"change {change.id} is closed")
 
 
 class GiteaCommitter:
@@ -395,14 +397,6 @@ class GiteaCommitter:
             return None
         return repo[reference.target].peel(pygit2.Commit)
 
-    def _signature(self, name: str) -> pygit2.Signature:
-        if "@" in name:
-            email = name
-        else:
-            domain = self.settings.committer_email.rpartition("@")[2] or "localhost"
-            email = f"{_NOT_IN_ADDRESS.sub('-', name)}@{domain}"
-        return pygit2.Signature(name, email, int(time.time()), 0)
-
     def _make_commit(
         self,
         repo: pygit2.Repository,
@@ -411,24 +405,10 @@ class GiteaCommitter:
         message: str,
         author: str,
     ) -> pygit2.Commit:
-        committer = pygit2.Signature(
-            self.settings.committer_name, self.settings.committer_email, int(time.time()), 0
-        )
-        parents = [parent.id] if parent is not None else []
-        oid = repo.create_commit(None, self._signature(author), committer, message, tree, parents)
-        return repo[oid].peel(pygit2.Commit)
-
-    @staticmethod
-    def _info(commit: pygit2.Commit) -> CommitInfo:
-        body, trailers = split_trailers(commit.message)
-        return CommitInfo(
-            sha=str(commit.id),
-            parents=tuple(str(parent) for parent in commit.parent_ids),
-            message=body,
-            author=commit.author.name,
-            time=datetime.fromtimestamp(commit.commit_time, UTC),
-            trailers=trailers,
-        )
+        settings = self.settings
+        committer = committer_signature(settings.committer_name, settings.committer_email)
+        signature = author_signature(author, settings.committer_email)
+        return make_commit(repo, parent, tree, message, signature, committer)
 
     async def _push_on(
         self,
@@ -611,7 +591,7 @@ class GiteaCommitter:
                 return self._make_commit(repo, None, tree, message, actor)
 
             commit = await self._push_on(name, build, fetch_first=True)
-            info = self._info(commit)
+            info = commit_info(commit)
         await self.policy.sync(name)
         return info
 
@@ -659,39 +639,20 @@ class GiteaCommitter:
         oid = await self._commit_at(environment, ref)
 
         def read(repo: pygit2.Repository) -> bytes | None:
-            tree = repo[oid].peel(pygit2.Commit).tree
-            try:
-                entry = tree[path]
-            except KeyError:
-                return None
-            return entry.data if isinstance(entry, pygit2.Blob) else None
+            return file_data(repo[oid].peel(pygit2.Commit).tree, path)
 
         return await self._with_mirror(environment, read, exclusive=False)
 
     async def list_files(
         self, environment: str, prefix: str = "", ref: str | None = None
     ) -> Sequence[str]:
-        check_environment_name(environment)
-        if prefix:
-            check_repository_path(prefix.rstrip("/") or prefix)
+        check_list_query(environment, prefix)
         oid = await self._commit_at(environment, ref)
 
-        def list_paths(repo: pygit2.Repository) -> list[str]:
-            tree = repo[oid].peel(pygit2.Commit).tree
-            folder = prefix.rpartition("/")[0]
-            if folder:
-                try:
-                    subtree = tree[folder]
-                except KeyError:
-                    return []
-                if not isinstance(subtree, pygit2.Tree):
-                    return []
-                paths = walk_files(subtree, f"{folder}/")
-            else:
-                paths = walk_files(tree, "")
-            return sorted(p for p in paths if p.startswith(prefix))
+        def listing(repo: pygit2.Repository) -> list[str]:
+            return list_paths(repo[oid].peel(pygit2.Commit).tree, prefix)
 
-        return await self._with_mirror(environment, list_paths, exclusive=False)
+        return await self._with_mirror(environment, listing, exclusive=False)
 
     async def commit(self, request: CommitRequest) -> CommitInfo:
         message = check_commit_request(request)
@@ -705,7 +666,7 @@ class GiteaCommitter:
 
         async with self._lock(environment):
             commit = await self._push_on(environment, build, expected=request.expected_head)
-            info = self._info(commit)
+            info = commit_info(commit)
         if any(change.path == POLICY_PATH for change in request.files):
             await self.policy.sync(environment)
         return info
@@ -713,28 +674,11 @@ class GiteaCommitter:
     async def log(
         self, environment: str, path: str | None = None, limit: int = 50
     ) -> Sequence[CommitInfo]:
-        check_environment_name(environment)
-        if path is not None:
-            check_repository_path(path)
-        if not isinstance(limit, int) or limit < 1:
-            raise InvalidInput(f"limit must be a positive integer, got {limit!r}", field="limit")
+        check_log_query(environment, path, limit)
         await self._fetch(environment)
 
         def history(repo: pygit2.Repository) -> list[CommitInfo]:
-            head = self._head(repo)
-            if head is None:
-                return []
-            found: list[CommitInfo] = []
-            for commit in repo.walk(head.id, pygit2.enums.SortMode.TOPOLOGICAL):
-                if path is not None:
-                    mine = entry_id(commit.tree, path)
-                    theirs = [entry_id(parent.tree, path) for parent in commit.parents]
-                    if (not theirs and mine is None) or any(mine == t for t in theirs):
-                        continue
-                found.append(self._info(commit))
-                if len(found) >= limit:
-                    break
-            return found
+            return path_history(repo, self._head(repo), path, limit)
 
         return await self._with_mirror(environment, history, exclusive=False)
 
@@ -839,12 +783,7 @@ class GiteaCommitter:
         message = compose_message(request.message, request_trailers(request, request.actor))
 
         def build(repo: pygit2.Repository, head: pygit2.Commit | None) -> pygit2.Commit:
-            try:
-                tree = apply_edits(repo, head, edit, self._trees)
-            except Conflict as exc:
-                raise Conflict(
-                    f"the change does not apply to {DEFAULT_BRANCH}: {exc.message}"
-                ) from None
+            tree = apply_proposal(repo, head, edit, self._trees)
             return self._make_commit(repo, head, tree, message, request.actor)
 
         return build
@@ -913,7 +852,7 @@ class GiteaCommitter:
         edit = plan_edits(request.files)
         async with self._lock(environment):
             change, pull = await self._read_change(environment, change_id)
-            _require_open(change)
+            require_open(change)
             branch = str(pull["head"]["ref"])
             head = await self._push_on(
                 environment,
@@ -969,8 +908,7 @@ class GiteaCommitter:
         self, environment: str, status: ChangeStatus | None = None
     ) -> Sequence[ChangeRequest]:
         check_environment_name(environment)
-        if status is not None and not isinstance(status, ChangeStatus):
-            raise InvalidInput(f"status {status!r} is not a change status", field="status")
+        check_status_filter(status)
         await self.identity()
         state = {None: "all", ChangeStatus.OPEN: "open"}.get(status, "closed")
         pulls = await self.api.pages(
@@ -1010,13 +948,8 @@ class GiteaCommitter:
         check_change_id(change_id)
         check_approval(approval)
         change, _ = await self._read_change(environment, change_id)
-        _require_open(change)
-        if approval.revision != change.revision:
-            raise Conflict(
-                f"the approval is for revision {approval.revision} of change {change_id}, "
-                f"which is at revision {change.revision}",
-                field="approval.revision",
-            )
+        require_open(change)
+        check_approval_revision(change_id, change, approval)
         api = self._reviewer or self.api
         await api.request(
             "POST",
@@ -1033,13 +966,15 @@ class GiteaCommitter:
         return approved
 
     def _merge_message(self, change: ChangeRequest, record: ChangeRecord, actor: str) -> str:
-        trailers = [(ACTOR_TRAILER, actor), (OPERATION_TRAILER, record.operation_id)]
-        if record.plan_digest:
-            trailers.append((PLAN_DIGEST_TRAILER, record.plan_digest))
-        trailers.extend(record.trailers.items())
-        trailers.append((CHANGE_TRAILER, change.id))
-        trailers.append((CHANGE_REVISION_TRAILER, str(change.revision)))
-        return compose_message(record.message, trailers)
+        return merge_message(
+            record.message,
+            record.trailers,
+            actor=actor,
+            operation_id=record.operation_id,
+            plan_digest=record.plan_digest,
+            change_id=change.id,
+            revision=change.revision,
+        )
 
     @staticmethod
     def _conflicts(repo: pygit2.Repository, head: pygit2.Commit, theirs: str) -> list[str]:
@@ -1065,15 +1000,10 @@ class GiteaCommitter:
         check_actor(actor)
         async with self._lock(environment):
             change, pull = await self._read_change(environment, change_id)
-            _require_open(change)
-            if revision is not None and change.revision != revision:
-                # Pushed to (or updated) since the policy evaluated it: the head merged below
-                # must be the evaluated one, and Gitea refuses a head that moved after this read.
-                raise Conflict(
-                    f"change {change_id} is at revision {change.revision}, not the evaluated "
-                    f"revision {revision}: evaluate it again",
-                    field="revision",
-                )
+            require_open(change)
+            # Pushed to (or updated) since the policy evaluated it: the head merged below must
+            # be the evaluated one, and Gitea refuses a head that moved after this read.
+            check_evaluated_revision(change_id, change, revision)
             _, record = read_change(pull.get("body"), key=self._record_key)
             assert record is not None
             await self._fetch(environment)
@@ -1119,7 +1049,7 @@ class GiteaCommitter:
                 policy_changed = not parents or entry_id(commit.tree, POLICY_PATH) != entry_id(
                     parents[0].tree, POLICY_PATH
                 )
-                return self._info(commit), policy_changed
+                return commit_info(commit), policy_changed
 
             info, policy_changed = await self._with_mirror(environment, load, exclusive=False)
         if policy_changed:
@@ -1156,7 +1086,7 @@ class GiteaCommitter:
                 await anyio.sleep(_MERGE_POLL)
                 continue
             current, _ = await self._read_change(environment, change.id)
-            _require_open(current)
+            require_open(current)
             if current.head != change.head:
                 raise Conflict(
                     f"change {change.id} was updated while it was being merged; evaluate it again"
@@ -1174,7 +1104,7 @@ class GiteaCommitter:
             change, _ = await self._read_change(environment, change_id)
             if change.status is ChangeStatus.CLOSED:
                 return change  # closing twice changes nothing
-            _require_open(change)
+            require_open(change)
             await self.api.request(
                 "PATCH",
                 f"{self.repository_path(environment)}/pulls/{change_id}",
@@ -1220,7 +1150,7 @@ class GiteaCommitter:
         oid = await self._commit_at(environment, sha)
         return await self._with_mirror(
             environment,
-            lambda repo: self._info(repo[oid].peel(pygit2.Commit)),
+            lambda repo: commit_info(repo[oid].peel(pygit2.Commit)),
             exclusive=False,
         )
 
@@ -1241,7 +1171,7 @@ class GiteaCommitter:
                     walker.hide(pygit2.Oid(hex=before))
             found = []
             for commit in walker:
-                found.append((self._info(commit), _touched_applications(commit)))
+                found.append((commit_info(commit), _touched_applications(commit)))
                 if len(found) >= limit:
                     break
             found.reverse()
