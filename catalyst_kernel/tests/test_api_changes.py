@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
+from catalyst_kernel.provisioning.committer import ChangeRequest
 from catalyst_kernel.provisioning.environments import POLICY_PATH
 from catalyst_kernel.secrets.backend import SecretPath
 from catalyst_kernel.settings import Settings
@@ -493,6 +494,55 @@ async def test_proposed_secret_values_wait_for_the_merge(service: ApiService) ->
     )
     await through_policy(again, merge=True)
     assert await backend.read(live) == {"value": "third-password-987654"}
+
+
+async def test_a_change_ended_outside_catalyst_settles_its_secrets(service: ApiService) -> None:
+    # Merged or closed in the committer's own interface (Gitea's merge button): the
+    # committer's webhook reports it and the staged values go live, or are discarded.
+    rule = {"kind": "pr-required", "approvers": ["team-platform"]}
+    await service.client.put(
+        "/v1/environments/acme-prod/policy", json=policy(rule), headers=service.auth(**ADMIN)
+    )
+    backend = service.runtime.secrets
+    committer = service.runtime.committer
+    config = {"siteTitle": "Acme", "adminEmail": "web@acme.example"}
+
+    async def propose(title: str, password: str, *, install: bool = False) -> ChangeRequest:
+        body = {"config": {**config, "siteTitle": title, "adminPassword": password}}
+        if install:
+            body |= {"name": "site", "blueprint": "bp-wordpress"}
+            body["dependencies"] = {"db": {"create": True}}
+            response = await service.client.post(
+                "/v1/environments/acme-prod/applications", json=body, headers=developer(service)
+            )
+        else:
+            response = await service.client.patch(
+                "/v1/environments/acme-prod/applications/site",
+                json=body,
+                headers=developer(service),
+            )
+        assert response.status_code == 202, response.text
+        return await committer.get_change("acme-prod", response.json()["change"]["id"])
+
+    change = await propose("Acme", "first-password-123456", install=True)
+    await committer.merge_change("acme-prod", change.id, "dana@acme")  # not through Catalyst
+    record = await service.runtime.provisioner.application("acme-prod", "site")
+    assert record is not None
+    live = SecretPath("acme", "prod", "site", record.secrets[0])
+    assert not await backend.exists(live), "staged until the end is reported"
+    merged = await committer.get_change("acme-prod", change.id)
+    await service.runtime.changes.ended(merged)
+    assert await backend.read(live) == {"value": "first-password-123456"}
+    await service.runtime.changes.ended(merged)  # reported twice: nothing more happens
+    assert await backend.read(live) == {"value": "first-password-123456"}
+
+    change = await propose("Acme 2", "second-password-654321")
+    closed = await committer.close_change("acme-prod", change.id, "dana@acme")
+    await service.runtime.changes.ended(closed)
+    assert await backend.read(live) == {"value": "first-password-123456"}
+    again = await propose("Acme 3", "third-password-987654")
+    await service.runtime.changes.ended(again)  # still open: left alone
+    assert await backend.read(live) == {"value": "first-password-123456"}
 
 
 async def test_an_organization_wide_freeze_turns_direct_installs_into_changes(

@@ -22,13 +22,15 @@ import pytest
 from catalyst_gitea.testing import GiteaStandIn
 from catalyst_gitea.webhooks import GITEA_SIGNATURE
 from catalyst_kernel.api.webhooks import BadSignature
-from catalyst_kernel.model.plan import FileAction, FileChange
+from catalyst_kernel.model.plan import FileAction, FileChange, InstallPlan
 from catalyst_kernel.provisioning.committer import (
     ApplicationAction,
     ApplicationChange,
     ChangeRequest,
     CommitRequest,
 )
+from catalyst_kernel.provisioning.provisioner import Operation
+from catalyst_kernel.secrets.backend import SecretPath
 from catalyst_kernel.settings import Settings
 from catalyst_kernel.testing.service import ApiService, assert_problem, running_service
 
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.anyio
 
 ENV = "acme-dev"
 ROUTE = "/v1/webhooks/gitea"
+SECRET = SecretPath("acme", "dev", "web", "password")
 
 
 def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
@@ -335,7 +338,20 @@ async def test_a_merge_in_gitea_obeys_the_policy_status(
     await set_policy(
         service, [{"kind": "pr-required", "approvers": ["team-ops"], "minApprovals": 1}]
     )
-    change = await open_change(service)
+    # The change carries a new secret value, staged until it merges (as the API stages it).
+    operation = Operation(
+        InstallPlan(id="op", environment=ENV, application="web", applications=()),
+        CommitRequest(
+            environment=ENV,
+            message="Update web",
+            files=(FileChange("applications/web/values.yaml", FileAction.ADD, "replicas: 2\n"),),
+            actor="alice",
+            operation_id=f"op-{uuid.uuid4().hex[:8]}",
+            applications=(ApplicationChange("web", ApplicationAction.UPDATE, "bp-web", "1.0.0"),),
+        ),
+        secrets=((SECRET, {"value": "rotated-password-2468"}),),
+    )
+    change = await service.runtime.changes.propose(operation, "Update web")
     await settle(standin)
     assert policy_status(standin, change.head)[0] == "failure"
     early = as_dana(standin, "POST", f"/repos/acme/{ENV}/pulls/{change.id}/merge", {"do": "squash"})
@@ -364,6 +380,8 @@ async def test_a_merge_in_gitea_obeys_the_policy_status(
     kv = await service.kv(ENV)
     _, flags = await kv.snapshot("gitea-bypass/")
     assert flags == []  # merged through the pull request: the policy was obeyed
+    # Merged in Gitea, not by Catalyst: the webhook settled the staged value all the same.
+    assert await service.runtime.secrets.read(SECRET) == {"value": "rotated-password-2468"}
 
 
 async def test_pushes_to_a_change_and_closing_it_in_gitea_update_the_change(

@@ -456,6 +456,20 @@ class ChangeDesk:
         self._forget(closed)
         return closed
 
+    async def ended(self, change: ChangeRequest) -> None:
+        """Settle a change that ended outside Catalyst (merged or closed in the committer's own
+        interface, e.g. Gitea's merge button once the policy status allows it): its staged
+        secret values go live (merged) or are discarded (closed), as when Catalyst merges or
+        closes it. Committers report such ends through their webhooks. Idempotent (what was
+        settled is forgotten) and serialized with Catalyst's own merge of the same change; a
+        change still open is left alone."""
+        if change.status is ChangeStatus.OPEN:
+            return
+        lock = self._merging.setdefault(f"{change.environment}/{change.id}", anyio.Lock())
+        async with lock:
+            await self._settle(change, merged=change.status is ChangeStatus.MERGED)
+        self._forget(change)
+
     def _forget(self, change: ChangeRequest) -> None:
         key = (change.environment, change.id)
         self._shown.pop(key, None)

@@ -317,8 +317,24 @@ class GiteaWebhooks:
             events.append(change_event(source, change, "merged", {"commit": change.merge_commit}))
         elif action == "closed":
             events.append(change_event(source, change, "closed"))
+        if action == "closed":
+            await self._settle(runtime, change)
         await self._evaluate(runtime, committer, change)
         return events
+
+    @staticmethod
+    async def _settle(runtime: Runtime, change: ChangeRequest) -> None:
+        """A pull request merged or closed in Gitea's UI: its staged secret values go live or
+        are discarded, as when Catalyst merges or closes it (nothing to do when it did)."""
+        try:
+            await runtime.changes.ended(change)
+        except CatalystError as exc:
+            log.warning(
+                "settling the secrets of change %s in %s failed: %s",
+                change.id,
+                change.environment,
+                exc,
+            )
 
     async def _review(
         self,
