@@ -11,8 +11,9 @@ import pygit2
 import pytest
 
 from catalyst_kernel.errors import BackendUnavailable
-from catalyst_kernel.model.tenancy import Organization
-from catalyst_kernel.provisioning.environments import POLICY_PATH
+from catalyst_kernel.model.names import EnvType
+from catalyst_kernel.model.tenancy import Environment, Organization
+from catalyst_kernel.provisioning.environments import POLICY_PATH, create_environment
 from catalyst_kernel.settings import Settings
 from catalyst_kernel.testing.service import ApiService, assert_problem, running_service
 
@@ -191,6 +192,59 @@ async def test_an_environment_exists_once(service: ApiService) -> None:
         headers=service.auth("org-admin"),
     )
     assert_problem(again, 409, "conflict")
+
+
+async def test_concurrent_creates_of_one_environment_record_who_made_it(
+    service: ApiService, tmp_path: Path
+) -> None:
+    # Whichever request wins the directory, the record names the author of the repository's
+    # first commit and that commit, not the request that merely recorded it.
+    await create_org(service)
+    statuses: list[int] = []
+
+    async def create(person: str) -> None:
+        response = await service.client.post(
+            "/v1/organizations/acme/environments",
+            json={"envType": "dev"},
+            headers=service.auth("org-admin", subject=f"{person}@acme"),
+        )
+        statuses.append(response.status_code)
+
+    async with anyio.create_task_group() as group:
+        for person in ("ana", "ben", "cy", "dee"):
+            group.start_soon(create, person)
+    assert sorted(statuses) == [201] + [409] * 3
+    record = (await service.client.get("/v1/environments/acme-dev", headers=service.auth())).json()
+    repository = pygit2.Repository(str(tmp_path / "git" / "acme" / "acme-dev.git"))
+    (root,) = [c for c in repository.walk(repository.head.target) if not c.parents]
+    assert record["initialCommit"] == str(root.id)
+    assert f"Catalyst-Actor: {record['createdBy']}" in root.message
+
+
+async def test_a_repository_left_by_another_request_is_adopted_with_its_author(
+    service: ApiService,
+) -> None:
+    # Ana's request made the repository and died (or is about to record it): Ben's request
+    # records the Environment, naming Ana and her commit.
+    await create_org(service)
+    settings = service.runtime.settings
+    first = await create_environment(
+        service.runtime.committer,
+        Environment("acme", EnvType.STG),
+        sovereign=settings.sovereign,
+        repository_url=settings.repository_url("acme", "acme-stg"),
+        actor="ana@acme",
+    )
+    response = await service.client.post(
+        "/v1/organizations/acme/environments",
+        json={"envType": "stg"},
+        headers=service.auth("org-admin", subject="ben@acme"),
+    )
+    assert response.status_code == 201, response.text
+    assert (response.json()["createdBy"], response.json()["initialCommit"]) == (
+        "ana@acme",
+        first.sha,
+    )
 
 
 async def test_an_environment_needs_its_organization(service: ApiService) -> None:

@@ -28,15 +28,17 @@ from catalyst_kernel.model.tenancy import (
     OrganizationRecord,
 )
 from catalyst_kernel.provisioning.environments import create_environment
+from catalyst_kernel.provisioning.gitformat import ACTOR_TRAILER
 
 if TYPE_CHECKING:
-    from catalyst_kernel.provisioning.committer import Committer
+    from catalyst_kernel.provisioning.committer import CommitInfo, Committer
     from catalyst_kernel.readside.spine import KeyValue
 
 __all__ = ["Directory", "EnvironmentRecord", "OrganizationRecord"]
 
 _ORGANIZATIONS: Final = "organizations/"
 _ENVIRONMENTS: Final = "environments/"
+_ROOT_SEARCH: Final = 200
 
 R = TypeVar("R")
 
@@ -139,30 +141,37 @@ class Directory:
         name = environment.name
         if await self.find_environment(name) is not None:
             raise Conflict(f"Environment {name} already exists", field="envType")
-        initial: str | None = None
         try:
-            info = await create_environment(
+            initial: CommitInfo | None = await create_environment(
                 committer,
                 environment,
                 sovereign=sovereign,
                 repository_url=repository_url,
                 actor=actor,
             )
-            initial = info.sha
         except Conflict:
             # Created by a concurrent request (which records it too) or by an attempt that died
-            # before recording it: the directory's create below decides who reports success.
-            pass
+            # before recording it: the directory's create below decides who reports success,
+            # and the record names whoever made the repository's first commit.
+            initial = await _root_commit(committer, name)
+        creator = actor if initial is None else initial.trailers.get(ACTOR_TRAILER, actor)
         record = EnvironmentRecord(
             name,
             environment.organization,
             environment.env_type,
             repository_url,
-            created_by=actor,
-            initial_commit=initial,
+            created_by=creator,
+            initial_commit=None if initial is None else initial.sha,
         )
         try:
             await self._kv.create(f"{_ENVIRONMENTS}{name}", _encode(record))
         except Conflict:
             raise Conflict(f"Environment {name} already exists", field="envType") from None
         return record
+
+
+async def _root_commit(committer: Committer, environment: str) -> CommitInfo | None:
+    """The first commit of ``environment``'s repository, if it is among its first few hundred
+    (a repository being adopted has only its bootstrap commit)."""
+    history = await committer.log(environment, limit=_ROOT_SEARCH)
+    return next((commit for commit in history if not commit.parents), None)
