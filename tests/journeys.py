@@ -294,12 +294,24 @@ async def promotion_journey(service: ApiService, checks: CommitterChecks) -> Non
     assert again.json()["status"] == "merged"
     await checks.prod_merged(change, merged.json())
 
-    # The prod repository holds stg's Application directory, rendered for prod.
+    # The prod repository holds stg's Application directory, rendered for prod. Secret values
+    # were copied into prod's paths, so prod's secrets revision is its own (a new one).
+    provisioner = service.runtime.provisioner
     for name in names:
         stg = await application_files(service, "acme-stg", name)
         prod = await application_files(service, "acme-prod", name)
         assert sorted(stg) == sorted(prod)
+        stg_record = await provisioner.application("acme-stg", name)
+        prod_record = await provisioner.application("acme-prod", name)
+        assert stg_record is not None
+        assert prod_record is not None
+        stg_revision, prod_revision = stg_record.secrets_revision, prod_record.secrets_revision
+        assert (stg_revision is None) == (prod_revision is None) == (not stg_record.secrets)
+        if stg_revision is not None:
+            assert prod_revision != stg_revision
         for path, content in stg.items():
             expected = content.replace("acme-stg", "acme-prod").replace("/env/stg/", "/env/prod/")
+            if stg_revision is not None and prod_revision is not None:
+                expected = expected.replace(stg_revision, prod_revision)
             assert prod[path] == expected, path
         assert PASSWORD not in json.dumps(prod)

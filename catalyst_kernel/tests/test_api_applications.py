@@ -172,6 +172,38 @@ async def test_update_changes_config_and_uninstall_honours_dependents(
     assert_problem(gone, 404, "not-found")
 
 
+async def test_a_secret_only_update_rotates_it_and_answers_no_value(
+    service: ApiService, tmp_path: Path
+) -> None:
+    installed = await install(service)
+    before = (await service.client.get(f"{APPS}/marketing-site", headers=service.auth())).json()
+    rotated_password = "rotated-horse-battery-staple-77"
+    updated = await service.client.patch(
+        f"{APPS}/marketing-site",
+        json={"config": {"adminPassword": rotated_password}},
+        headers=developer(service),
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["commit"]["sha"] != installed["commit"]["sha"]
+    assert "secrets admin-password rotated" in updated.json()["commit"]["message"]
+    assert rotated_password not in updated.text
+    assert PASSWORD not in updated.text
+    after = await service.client.get(f"{APPS}/marketing-site", headers=service.auth())
+    assert rotated_password not in after.text
+    spec = after.json()["spec"]
+    assert spec["config"] == before["spec"]["config"]
+    assert spec["secretsRevision"] != before["spec"]["secretsRevision"]
+    assert rotated_password not in all_git_text(tmp_path)
+
+    again = await service.client.patch(
+        f"{APPS}/marketing-site",
+        json={"config": {"adminPassword": rotated_password}},
+        headers=developer(service),
+    )
+    assert_problem(again, 409, "conflict")
+    assert rotated_password not in again.text
+
+
 async def test_an_empty_update_is_refused(service: ApiService) -> None:
     await install(service)
     response = await service.client.patch(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import attrs
 import pytest
 import yaml
 
@@ -198,6 +199,23 @@ async def test_secrets_are_references_only() -> None:
             },
         }
     ]
+
+
+@pytest.mark.anyio
+async def test_a_secrets_revision_becomes_the_external_secrets_force_sync_annotation(
+    upstream_schemas: Any,
+) -> None:
+    plain = documents(await compose_application(builtin_composers(), helm_request()))
+    (external,) = plain["applications/marketing-site/externalsecret.yaml"]
+    assert "annotations" not in external["metadata"]
+    application = attrs.evolve(helm_request().application, secrets_revision="0123abcd" * 4)
+    request = helm_request(application=application)
+    files = documents(await compose_application(builtin_composers(), request))
+    (external,) = files["applications/marketing-site/externalsecret.yaml"]
+    assert external["metadata"]["annotations"] == {"force-sync": "0123abcd" * 4}
+    upstream_schemas.assert_valid(external)
+    (store,) = files["applications/marketing-site/secretstore.yaml"]
+    assert "annotations" not in store["metadata"]
 
 
 @pytest.mark.anyio

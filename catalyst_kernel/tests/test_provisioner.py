@@ -3,6 +3,7 @@ catalog: the write side's acceptance journeys."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,10 +16,11 @@ import yaml
 
 from catalyst_kernel.blueprints.catalog import Catalog, CatalogView, FolderSource
 from catalyst_kernel.errors import Conflict, InvalidInput, NotFound
-from catalyst_kernel.model import Environment, PlanAction
+from catalyst_kernel.model import Application, Environment, PlanAction
 from catalyst_kernel.provisioning.composers import builtin_composers
 from catalyst_kernel.provisioning.environments import create_environment
 from catalyst_kernel.provisioning.git_committer import GitCommitter
+from catalyst_kernel.provisioning.promotion import plan_promotion, plan_rollback
 from catalyst_kernel.provisioning.provisioner import DependencyChoice, InstallRequest, Provisioner
 from catalyst_kernel.secrets.backend import SecretPath
 from catalyst_kernel.secrets.local_store import LocalSecretStore
@@ -281,3 +283,188 @@ async def test_the_record_names_the_secrets_an_application_reads_without_their_v
         path = SecretPath("acme", "prod", "marketing-site", name)
         assert await provisioner.secret_backend.exists(path)
     assert PASSWORD not in all_blob_text(repository(tmp_path))
+
+
+# -------------------------------------------------------------------------------------------------
+# Secret rotation: a secret-only update is a commit of a new secrets revision, never of a value
+# -------------------------------------------------------------------------------------------------
+
+NEW_PASSWORD = "rotated-horse-battery-staple-77"
+
+
+async def external_secret(provisioner: Provisioner, app: str = "marketing-site") -> Any:
+    content = await provisioner.committer.read_file(
+        ENVIRONMENT, f"applications/{app}/externalsecret.yaml"
+    )
+    assert content is not None
+    return yaml.safe_load(content)
+
+
+async def record(provisioner: Provisioner, app: str = "marketing-site") -> Application:
+    found = await provisioner.application(ENVIRONMENT, app)
+    assert found is not None
+    return found
+
+
+@pytest.mark.anyio
+async def test_an_install_with_secrets_gets_a_revision_the_external_secret_syncs_on(
+    provisioner: Provisioner, catalog: CatalogView
+) -> None:
+    await provisioner.install(ENVIRONMENT, wordpress(), catalog, actor="alice")
+    installed = await record(provisioner)
+    assert installed.secrets_revision is not None
+    assert re.fullmatch(r"[0-9a-f]{32}", installed.secrets_revision)
+    external = await external_secret(provisioner)
+    assert external["metadata"]["annotations"] == {"force-sync": installed.secrets_revision}
+    # An Application without secrets has no revision, and its record no key for it.
+    database = await record(provisioner, "marketing-site-postgres")
+    if not database.secrets:
+        assert database.secrets_revision is None
+        text = await provisioner.committer.read_file(
+            ENVIRONMENT, "applications/marketing-site-postgres/catalyst.yaml"
+        )
+        assert b"secretsRevision" not in (text or b"")
+
+
+@pytest.mark.anyio
+async def test_a_secret_only_update_rotates_the_value_in_the_backend_and_commits_a_revision(
+    provisioner: Provisioner, catalog: CatalogView, tmp_path: Path
+) -> None:
+    await provisioner.install(ENVIRONMENT, wordpress(), catalog, actor="alice")
+    before = await record(provisioner)
+    (secret,) = before.secrets
+    annotation_before = (await external_secret(provisioner))["metadata"]["annotations"]
+
+    plan, commit = await provisioner.update(
+        ENVIRONMENT, "marketing-site", catalog, config={"adminPassword": NEW_PASSWORD}, actor="bob"
+    )
+
+    after = await record(provisioner)
+    assert after.secrets_revision is not None
+    assert after.secrets_revision != before.secrets_revision
+    assert after.config == before.config
+    assert after.secrets == before.secrets
+    assert commit.message.splitlines()[0] == f"Update marketing-site: secrets {secret} rotated"
+    assert {change.path for change in plan.files} == {
+        "applications/marketing-site/catalyst.yaml",
+        "applications/marketing-site/externalsecret.yaml",
+    }
+    annotations = (await external_secret(provisioner))["metadata"]["annotations"]
+    assert annotations == {"force-sync": after.secrets_revision}
+    assert annotations != annotation_before
+    stored = await provisioner.secret_backend.read(
+        SecretPath("acme", "prod", "marketing-site", secret)
+    )
+    assert stored == {"value": NEW_PASSWORD}
+    git = all_blob_text(repository(tmp_path))
+    assert NEW_PASSWORD not in git
+    assert PASSWORD not in git
+
+
+@pytest.mark.anyio
+async def test_the_same_secret_value_again_changes_nothing(
+    provisioner: Provisioner, catalog: CatalogView
+) -> None:
+    await provisioner.install(ENVIRONMENT, wordpress(), catalog, actor="alice")
+    with pytest.raises(Conflict, match="nothing to change"):
+        await provisioner.update(
+            ENVIRONMENT, "marketing-site", catalog, config={"adminPassword": PASSWORD}, actor="a"
+        )
+    await provisioner.update(
+        ENVIRONMENT, "marketing-site", catalog, config={"adminPassword": NEW_PASSWORD}, actor="a"
+    )
+    rotated = await record(provisioner)
+    before = await provisioner.committer.log(ENVIRONMENT)
+    with pytest.raises(Conflict, match="nothing to change"):
+        await provisioner.update(
+            ENVIRONMENT,
+            "marketing-site",
+            catalog,
+            config={"adminPassword": NEW_PASSWORD},
+            actor="a",
+        )
+    assert await provisioner.committer.log(ENVIRONMENT) == before
+    assert (await record(provisioner)).secrets_revision == rotated.secrets_revision
+
+
+@pytest.mark.anyio
+async def test_a_config_only_update_keeps_the_secrets_revision(
+    provisioner: Provisioner, catalog: CatalogView
+) -> None:
+    await provisioner.install(ENVIRONMENT, wordpress(), catalog, actor="alice")
+    before = await record(provisioner)
+    annotation_before = (await external_secret(provisioner))["metadata"]["annotations"]
+    # The required password is given again (Git does not keep it), unchanged: no rotation.
+    plan, commit = await provisioner.update(
+        ENVIRONMENT,
+        "marketing-site",
+        catalog,
+        config={"siteTitle": "Acme Blog", "adminPassword": PASSWORD},
+        actor="a",
+    )
+    after = await record(provisioner)
+    assert after.config["siteTitle"] == "Acme Blog"
+    assert after.secrets_revision == before.secrets_revision
+    assert (await external_secret(provisioner))["metadata"]["annotations"] == annotation_before
+    assert "applications/marketing-site/externalsecret.yaml" not in {c.path for c in plan.files}
+    assert commit.message.splitlines()[0] == "Update marketing-site: config"
+
+
+@pytest.mark.anyio
+async def test_a_rollback_keeps_the_current_secrets_revision(
+    provisioner: Provisioner, catalog: CatalogView
+) -> None:
+    _, installed = await provisioner.install(ENVIRONMENT, wordpress(), catalog, actor="alice")
+    await provisioner.update(
+        ENVIRONMENT,
+        "marketing-site",
+        catalog,
+        config={"siteTitle": "Acme Blog", "adminPassword": PASSWORD},
+        actor="a",
+    )
+    await provisioner.update(
+        ENVIRONMENT, "marketing-site", catalog, config={"adminPassword": NEW_PASSWORD}, actor="a"
+    )
+    rotated = await record(provisioner)
+    proposal = await plan_rollback(
+        provisioner, ENVIRONMENT, "marketing-site", installed.sha, actor="a"
+    )
+    files = {change.path: change.content for change in proposal.request.files}
+    # The config goes back; the secret values do not, so neither does their revision.
+    assert "applications/marketing-site/externalsecret.yaml" not in files
+    restored = yaml.safe_load(files["applications/marketing-site/catalyst.yaml"] or "")
+    assert restored["config"]["siteTitle"] == "Acme"
+    assert restored["secretsRevision"] == rotated.secrets_revision
+
+
+@pytest.mark.anyio
+async def test_a_promotion_that_copies_secret_values_gives_the_destination_a_new_revision(
+    provisioner: Provisioner, catalog: CatalogView
+) -> None:
+    await create_environment(
+        provisioner.committer,
+        Environment.parse("acme-stg"),
+        sovereign="demo",
+        repository_url="https://git.example/acme/acme-stg.git",
+        actor="admin",
+    )
+    await provisioner.install("acme-stg", wordpress(), catalog, actor="alice")
+    source = await provisioner.application("acme-stg", "marketing-site")
+    assert source is not None
+    assert source.secrets_revision is not None
+    proposal = await plan_promotion(
+        provisioner,
+        catalog,
+        application="marketing-site",
+        source="acme-stg",
+        destination=ENVIRONMENT,
+        bundle=True,
+        actor="a",
+    )
+    assert proposal.secret_copies
+    files = {change.path: change.content for change in proposal.request.files}
+    promoted = yaml.safe_load(files["applications/marketing-site/catalyst.yaml"] or "")
+    revision = promoted["secretsRevision"]
+    assert revision not in (None, source.secrets_revision)
+    external = yaml.safe_load(files["applications/marketing-site/externalsecret.yaml"] or "")
+    assert external["metadata"]["annotations"] == {"force-sync": revision}

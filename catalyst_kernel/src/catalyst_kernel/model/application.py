@@ -38,6 +38,9 @@ class Application:
     ``dependencies`` maps each dependency alias of the Blueprint to the Application that serves it.
     ``secrets`` names the secrets it reads from the secret backend (at
     ``org/<org>/env/<type>/<name>/<secret>``); their values are never here.
+    ``secrets_revision`` (``secretsRevision`` in the record) is an opaque id (a random UUID, never
+    derived from a value) that changes whenever Catalyst writes new values for those secrets, so
+    a rotation is a visible commit; ``None`` while nothing was written.
     """
 
     name: str = field(validator=name_rule(check_application_name))
@@ -48,3 +51,4 @@ class Application:
     overlay: SizingOverlay | None = None
     dependencies: Mapping[str, str] = field(factory=dict, validator=_dependency_targets)
     secrets: tuple[str, ...] = field(default=(), converter=_secret_names)
+    secrets_revision: str | None = None

@@ -8,9 +8,12 @@ the source's paths to the destination's when the destination has none (values ne
 backend). The dependency closure is walked in the source: dependencies missing in the destination
 or older there are listed; with ``bundle`` they join the change, otherwise the change records them
 (trailer ``Catalyst-Requires``) and the policy evaluation blocks it until they are there.
+The destination's ``secretsRevision`` is its own: a new one when values are copied there,
+otherwise the one it had.
 
 **Rollback** opens a change that puts an Application's files back as they were at an earlier
-commit of the same Environment.
+commit of the same Environment. Secret values are not rolled back, so the record and the
+``ExternalSecret`` keep the current ``secretsRevision``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import uuid
 from typing import TYPE_CHECKING, Final
 
 import attrs
+import yaml
 from attrs import frozen
 from semantic_version import Version
 
@@ -33,6 +37,13 @@ from catalyst_kernel.provisioning.committer import (
     ApplicationAction,
     ApplicationChange,
     CommitRequest,
+)
+from catalyst_kernel.provisioning.composers.secrets import FORCE_SYNC_ANNOTATION
+from catalyst_kernel.provisioning.manifests import render
+from catalyst_kernel.provisioning.provisioner import (
+    RECORD_FILE,
+    new_secrets_revision,
+    record_content,
 )
 from catalyst_kernel.secrets.backend import SecretPath
 
@@ -153,17 +164,24 @@ async def plan_promotion(
     source_org, source_type = split_environment_name(source)
     _, destination_type = split_environment_name(destination)
     for name, record in carried.items():
-        moved = attrs.evolve(record, environment=destination)
         current = await provisioner.application(destination, name)
+        copied = 0
+        for secret in record.secrets:
+            target = SecretPath(source_org, destination_type, name, secret)
+            if not await provisioner.secret_backend.exists(target):
+                copies.append((SecretPath(source_org, source_type, name, secret), target))
+                copied += 1
+        # The revision is the destination's own: new when values are copied there, else kept.
+        if copied:
+            revision: str | None = new_secrets_revision()
+        else:
+            revision = None if current is None else current.secrets_revision
+        moved = attrs.evolve(record, environment=destination, secrets_revision=revision)
         rendered = await provisioner.render(destination, moved, catalog)
         files.extend(await provisioner.changes_to(destination, rendered, current))
         changes.append(
             ApplicationChange(name, ApplicationAction.PROMOTE, record.blueprint, record.version)
         )
-        for secret in record.secrets:
-            target = SecretPath(source_org, destination_type, name, secret)
-            if not await provisioner.secret_backend.exists(target):
-                copies.append((SecretPath(source_org, source_type, name, secret), target))
     trailers = {PROMOTED_FROM_TRAILER: source}
     if requires:
         trailers[REQUIRES_TRAILER] = ", ".join(str(r) for r in requires)
@@ -187,6 +205,31 @@ async def plan_promotion(
     )
     title = f"Promote {application} {root.version} from {source}"
     return ChangeProposal(request, title, tuple(requires), tuple(copies))
+
+
+def _keep_secrets_revision(
+    change: FileChange, earlier: Application, revision: str | None
+) -> FileChange:
+    """``change`` (a file as of the rollback's target) with the current secrets revision: a
+    rollback restores files, not secret values, so the values' revision stays what it is."""
+    folder = f"applications/{earlier.name}/"
+    if change.path == folder + RECORD_FILE:
+        kept = attrs.evolve(earlier, secrets_revision=revision)
+        return FileChange(change.path, change.action, record_content(kept))
+    if change.path == folder + "externalsecret.yaml" and change.content is not None:
+        document = yaml.safe_load(change.content)
+        if isinstance(document, dict) and isinstance(document.get("metadata"), dict):
+            meta = document["metadata"]
+            annotations = dict(meta.get("annotations") or {})
+            annotations.pop(FORCE_SYNC_ANNOTATION, None)
+            if revision is not None:
+                annotations[FORCE_SYNC_ANNOTATION] = revision
+            if annotations:
+                meta["annotations"] = annotations
+            else:
+                meta.pop("annotations", None)
+            return FileChange(change.path, change.action, render(document))
+    return change
 
 
 async def plan_rollback(
@@ -215,6 +258,10 @@ async def plan_rollback(
         content = await provisioner.committer.read_file(environment, path, ref=to)
         if content is not None:
             wanted.append(FileChange(path, FileAction.ADD, content.decode()))
+    if current is not None and current.secrets_revision != earlier.secrets_revision:
+        wanted = [
+            _keep_secrets_revision(change, earlier, current.secrets_revision) for change in wanted
+        ]
     files = await provisioner.changes_to(environment, wanted, current)
     if not files:
         raise InvalidInput(

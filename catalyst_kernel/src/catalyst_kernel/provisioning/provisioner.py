@@ -59,6 +59,8 @@ __all__ = [
     "InstallRequest",
     "Operation",
     "Provisioner",
+    "new_secrets_revision",
+    "record_content",
 ]
 
 RECORD_FILE: Final = "catalyst.yaml"
@@ -162,7 +164,20 @@ def _record_path(application: str) -> str:
 
 def _record(application: Application) -> str:
     body = {"apiVersion": RECORD_API_VERSION, "kind": "Application", **unstructure(application)}
+    if body.get("secretsRevision") is None:
+        # Records of Applications whose secrets Catalyst never wrote stay as they always were.
+        body.pop("secretsRevision", None)
     return render(body)
+
+
+def new_secrets_revision() -> str:
+    """A fresh :attr:`Application.secrets_revision`: random, so nothing about a value shows."""
+    return uuid.uuid4().hex
+
+
+def record_content(application: Application) -> str:
+    """The text of ``application``'s record (``applications/<app>/catalyst.yaml``)."""
+    return _record(application)
 
 
 def _parse_record(content: bytes, path: str) -> Application:
@@ -355,23 +370,43 @@ class Provisioner:
         depends_on: tuple[str, ...],
         catalog: CatalogView,
         *,
-        keep_secrets: Sequence[str] = (),
-    ) -> tuple[list[FileChange], list[tuple[SecretPath, Mapping[str, str]]]]:
+        current: Application | None = None,
+    ) -> tuple[list[FileChange], list[tuple[SecretPath, Mapping[str, str]]], list[str]]:
+        """The files of ``application``, the secret values to store and the names of the
+        secrets whose values change (all of them for an install). ``current`` is the
+        Application being updated: the secrets it reads are kept, and so is its
+        ``secrets_revision`` unless a value changes."""
         organization, env_type = split_environment_name(environment)
         secrets: list[tuple[SecretPath, Mapping[str, str]]] = []
         references: dict[str, str] = {}
+        rotated: list[str] = []
         for secret in node.secrets.values():
             path = SecretPath(organization, env_type, application.name, secret.name)
-            secrets.append((path, {"value": str(secret.value)}))
+            values = {"value": str(secret.value)}
+            secrets.append((path, values))
             references[secret.name] = str(path)
+            if current is None or not await self._holds(path, values):
+                rotated.append(secret.name)
         # Secrets the Application already reads and this operation does not set again keep
         # their stored values (an update need not re-send a password).
-        for name in keep_secrets:
+        for name in () if current is None else current.secrets:
             if name not in references:
                 path = SecretPath(organization, env_type, application.name, name)
                 references[name] = str(path)
-        application = attrs.evolve(application, secrets=tuple(references))
-        return await self.render(environment, application, catalog, depends_on=depends_on), secrets
+        if rotated:
+            revision: str | None = new_secrets_revision()
+        else:
+            revision = None if current is None else current.secrets_revision
+        application = attrs.evolve(
+            application, secrets=tuple(references), secrets_revision=revision
+        )
+        files = await self.render(environment, application, catalog, depends_on=depends_on)
+        return files, secrets, sorted(rotated)
+
+    async def _holds(self, path: SecretPath, values: Mapping[str, str]) -> bool:
+        """Whether the backend holds exactly ``values`` at ``path`` now."""
+        backend = self.secret_backend
+        return await backend.exists(path) and dict(await backend.read(path)) == dict(values)
 
     async def render(
         self,
@@ -491,7 +526,7 @@ class Provisioner:
                 overlay=request.overlay if is_root else None,
                 dependencies=dependencies,
             )
-            node_files, node_secrets = await self._compose(
+            node_files, node_secrets, _ = await self._compose(
                 environment, node, application, depends_on, catalog
             )
             files.extend(node_files)
@@ -592,7 +627,9 @@ class Provisioner:
         A version change honours the target version's ``upgrades``: ``from`` must admit the
         current version and no ``blocks`` entry may match it; downgrades go through rollback.
         Secret values are not kept in Git, so a config that marks a field as a secret must
-        be given again when it is required.
+        be given again when it is required. A secret given with a value other than the one the
+        backend holds is rotated: the Application gets a new ``secrets_revision`` (so a
+        secret-only update is a commit); given with the same value, it changes nothing.
         """
         check_application_name(name)
         current = await self.application(environment, name)
@@ -643,13 +680,13 @@ class Provisioner:
             overlay=current.overlay,
             dependencies=dependencies,
         )
-        new_files, secrets = await self._compose(
+        new_files, secrets, rotated = await self._compose(
             environment,
             root,
             application,
             tuple(sorted(set(dependencies.values()))),
             catalog,
-            keep_secrets=current.secrets,
+            current=current,
         )
         files = await self.changes_to(environment, new_files, current)
         if not files:
@@ -675,7 +712,12 @@ class Provisioner:
         what = []
         if root.version != current.version:
             what.append(f"version {current.version} → {root.version}")
-        if config is not None:
+        if config is not None and dict(root.config) != dict(current.config):
+            what.append("config")
+        if rotated:
+            # Names only: a rotation is visible in Git, its values never are.
+            what.append(f"secrets {', '.join(rotated)} rotated")
+        if not what:
             what.append("config")
         request = CommitRequest(
             environment=environment,

@@ -17,15 +17,21 @@ if TYPE_CHECKING:
 
     from catalyst_kernel.provisioning.composer import CompositionRequest
 
-__all__ = ["STORE_NAME", "ExternalSecretComposer"]
+__all__ = ["FORCE_SYNC_ANNOTATION", "STORE_NAME", "ExternalSecretComposer"]
 
 STORE_NAME = "catalyst"
+FORCE_SYNC_ANNOTATION = "force-sync"
+"""External Secrets Operator refreshes an ExternalSecret as soon as this annotation's value
+changes, instead of waiting for its ``refreshInterval``."""
 
 
 class ExternalSecretComposer:
     """Writes ``secretstore.yaml`` and ``externalsecret.yaml`` when the Application has secrets.
 
-    The Kubernetes Secret it produces is named ``<app>-secrets`` with one key per secret.
+    The Kubernetes Secret it produces is named ``<app>-secrets`` with one key per secret. When
+    the Application has a ``secrets_revision``, the ExternalSecret carries it as its
+    ``force-sync`` annotation: a rotation changes it, and the operator fetches the new values
+    at once.
     """
 
     name = "external-secrets"
@@ -45,10 +51,14 @@ class ExternalSecretComposer:
             "metadata": metadata(request, STORE_NAME, app),
             "spec": {"provider": dict(request.secret_store)},
         }
+        external_metadata = metadata(request, f"{app}-secrets", app)
+        revision = request.application.secrets_revision
+        if revision is not None:
+            external_metadata["annotations"] = {FORCE_SYNC_ANNOTATION: revision}
         external = {
             "apiVersion": "external-secrets.io/v1",
             "kind": "ExternalSecret",
-            "metadata": metadata(request, f"{app}-secrets", app),
+            "metadata": external_metadata,
             "spec": {
                 "refreshInterval": "1h",
                 "secretStoreRef": {"kind": "SecretStore", "name": STORE_NAME},
