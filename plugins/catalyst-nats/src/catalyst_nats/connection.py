@@ -36,6 +36,7 @@ from catalyst_kernel.errors import (
 )
 from catalyst_kernel.health import Readiness
 from catalyst_nats import nkeys
+from catalyst_nats.binary import MINIMUM_VERSION, supported
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -214,6 +215,16 @@ class Connection:
         self._inbox = client.new_inbox()
         await client.subscribe(f"{self._inbox}.*", cb=self._on_reply)
         self._client = client
+        server = client.connected_server_version
+        if not supported(server.major, server.minor):
+            log.warning(
+                "nats: %s runs nats-server %d.%d.%d; Catalyst supports %d.%d or later",
+                self._connected_url(),
+                server.major,
+                server.minor,
+                server.patch,
+                *MINIMUM_VERSION,
+            )
         self._last_error = None
         self.generation += 1
         return True

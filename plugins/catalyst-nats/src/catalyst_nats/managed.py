@@ -7,7 +7,6 @@ the plugin's data directory, so a restart of Catalyst finds every stream where i
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from catalyst_kernel.errors import BackendUnavailable
+from catalyst_nats.binary import find_nats_server
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -85,11 +85,12 @@ class ManagedServer:
 
     async def start(self) -> str:
         """Start the server and return its URL once it accepts connections."""
-        binary = shutil.which(self.settings.managed_binary)
+        binary = find_nats_server(self.settings.managed_binary)
         if binary is None:
             raise BackendUnavailable(
                 f"managed mode: {self.settings.managed_binary!r} is not on PATH; install "
-                "nats-server or set plugins.nats.managed = false and point servers at one"
+                "catalyst-nats[server] (or nats-server) or set plugins.nats.managed = false and "
+                "point servers at one"
             )
         self.store.mkdir(parents=True, exist_ok=True)
         port = self.port or free_port()

@@ -2,7 +2,8 @@
 
 ::
 
-    from catalyst_nats.testing import NatsServer
+    from catalyst_nats.binary import find_nats_server
+from catalyst_nats.testing import NatsServer
 
     with NatsServer(tmp_path / "nats") as server:
         settings = NatsSettings(servers=(server.url,))
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 from typing import TYPE_CHECKING, Final
 
+from catalyst_nats.binary import find_nats_server
 from catalyst_nats.managed import free_port, wait_for_port
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ _STOP_TIMEOUT: Final = 20.0
 
 
 def nats_server_binary() -> str | None:
-    """The ``nats-server`` executable on ``PATH``, if any."""
-    return shutil.which("nats-server")
+    """The ``nats-server`` executable (see :func:`~catalyst_nats.binary.find_nats_server`)."""
+    return find_nats_server()
 
 
 class NatsServer:
