@@ -26,8 +26,8 @@ from catalyst_kernel.settings import Settings
 from catalyst_kernel.testing.service import ApiService, running_service
 
 testing = pytest.importorskip("catalyst_nats.testing")
-if testing.nats_server_binary() is None:  # pragma: no cover - the workspace's machines have it
-    pytest.skip("nats-server is not on PATH", allow_module_level=True)
+if testing.nats_server_binary() is None:  # pragma: no cover - uv sync installs it
+    pytest.fail("nats-server not found: uv sync installs it (catalyst-nats[server])", pytrace=False)
 
 from catalyst_nats.managed import free_port  # noqa: E402
 from catalyst_nats.spine import NatsSpine  # noqa: E402

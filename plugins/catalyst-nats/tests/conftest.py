@@ -14,8 +14,13 @@ from catalyst_nats.settings import NatsSettings
 from catalyst_nats.spine import NatsSpine
 from catalyst_nats.testing import NatsServer, nats_server_binary
 
-if nats_server_binary() is None:  # pragma: no cover - the workspace's machines have it
-    pytest.skip("nats-server is not on PATH", allow_module_level=True)
+if nats_server_binary() is None:  # pragma: no cover - uv sync installs it
+    # A failure, not a skip: a run without the server must not pass for a run with it.
+    pytest.fail(
+        "nats-server not found: uv sync installs it (catalyst-nats[server]); "
+        "CATALYST_NATS_SERVER names another executable",
+        pytrace=False,
+    )
 
 SpineMaker = Callable[..., AbstractAsyncContextManager[NatsSpine]]
 

@@ -65,10 +65,6 @@ async def test_a_connection_to_an_old_server_is_reported(
     from catalyst_nats.spine import NatsSpine
 
     with NatsServer(tmp_path / "nats") as server:
-        spine = NatsSpine(NatsSettings(servers=(server.url,)))
-        await spine.start()
-        await spine.close()
-        assert "Catalyst supports" not in caplog.text  # the tests' server is supported
         monkeypatch.setattr(connection, "MINIMUM_VERSION", (99, 0))
         monkeypatch.setattr(connection, "supported", lambda major, minor: False)
         spine = NatsSpine(NatsSettings(servers=(server.url,)))
