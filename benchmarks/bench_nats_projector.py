@@ -34,13 +34,15 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import nats
+
+# The same Deployment change events as the embedded spine's benchmark.
+from bench_projector import make_event
 from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig, StreamConfig
 
-from catalyst_kernel.model import Event
 from catalyst_kernel.plugins import PluginManager
 from catalyst_kernel.readside.codec import encode
 from catalyst_kernel.readside.projector import Projector
@@ -48,6 +50,9 @@ from catalyst_kernel.settings import load_settings
 from catalyst_nats.settings import NatsSettings
 from catalyst_nats.spine import NatsSpine
 from catalyst_nats.testing import NatsServer
+
+if TYPE_CHECKING:
+    from catalyst_kernel.model import Event
 
 BATCH = 256
 EVENTS = 20_000
@@ -57,31 +62,6 @@ SECONDS = 10.0
 SAMPLE = 0.02
 PUBLISH_CHUNK = 1_000
 HERE = Path(__file__).resolve().parent
-
-
-def make_event(n: int) -> Event:
-    """A Deployment change event, as in ``bench_projector.py``."""
-    name = f"web-{n % 500}"
-    return Event.create(
-        source="/sovereigns/bench/clusters/c1/informer",
-        type="io.catalyst.k8s.object.changed",
-        subject=f"k8s.Deployment.shop.{name}",
-        id=f"event-{n}",
-        data={
-            "object": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {
-                    "name": name,
-                    "namespace": "shop",
-                    "resourceVersion": str(n),
-                    "labels": {"openova.io/application": f"app-{n % 20}"},
-                },
-                "spec": {"replicas": 2},
-                "status": {"readyReplicas": 2, "observedGeneration": 1},
-            }
-        },
-    )
 
 
 def projections() -> list[Any]:
