@@ -130,8 +130,8 @@ class ChangeDesk:
         directory_kv: Callable[[], Awaitable[KeyValue]],
         evaluator: PolicyEvaluator,
         timeline: TimelineReader,
+        evaluation_timeout: float,
         clock: Clock = utc_now,
-        evaluation_timeout: float = 30.0,
     ) -> None:
         self.provisioner = provisioner
         self.committer = provisioner.committer

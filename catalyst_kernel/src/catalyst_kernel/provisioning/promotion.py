@@ -38,7 +38,7 @@ from catalyst_kernel.provisioning.committer import (
     ApplicationChange,
     CommitRequest,
 )
-from catalyst_kernel.provisioning.composers.secrets import FORCE_SYNC_ANNOTATION
+from catalyst_kernel.provisioning.composers.secrets import set_secrets_revision
 from catalyst_kernel.provisioning.manifests import render
 from catalyst_kernel.provisioning.provisioner import (
     RECORD_FILE,
@@ -219,15 +219,7 @@ def _keep_secrets_revision(
     if change.path == folder + "externalsecret.yaml" and change.content is not None:
         document = yaml.safe_load(change.content)
         if isinstance(document, dict) and isinstance(document.get("metadata"), dict):
-            meta = document["metadata"]
-            annotations = dict(meta.get("annotations") or {})
-            annotations.pop(FORCE_SYNC_ANNOTATION, None)
-            if revision is not None:
-                annotations[FORCE_SYNC_ANNOTATION] = revision
-            if annotations:
-                meta["annotations"] = annotations
-            else:
-                meta.pop("annotations", None)
+            set_secrets_revision(document["metadata"], revision)
             return FileChange(change.path, change.action, render(document))
     return change
 

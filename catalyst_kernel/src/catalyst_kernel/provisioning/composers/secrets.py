@@ -5,7 +5,7 @@ Only references reach Git; values stay in the secret backend.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from catalyst_kernel.errors import InvalidInput
 from catalyst_kernel.model.plan import FileAction, FileChange
@@ -17,12 +17,25 @@ if TYPE_CHECKING:
 
     from catalyst_kernel.provisioning.composer import CompositionRequest
 
-__all__ = ["FORCE_SYNC_ANNOTATION", "STORE_NAME", "ExternalSecretComposer"]
+__all__ = ["FORCE_SYNC_ANNOTATION", "STORE_NAME", "ExternalSecretComposer", "set_secrets_revision"]
 
 STORE_NAME = "catalyst"
 FORCE_SYNC_ANNOTATION = "force-sync"
 """External Secrets Operator refreshes an ExternalSecret as soon as this annotation's value
 changes, instead of waiting for its ``refreshInterval``."""
+
+
+def set_secrets_revision(metadata: dict[str, Any], revision: str | None) -> None:
+    """Put ``revision`` in an ExternalSecret's ``metadata`` as its ``force-sync`` annotation
+    (``None``: no annotation), keeping any other annotation."""
+    annotations = dict(metadata.get("annotations") or {})
+    annotations.pop(FORCE_SYNC_ANNOTATION, None)
+    if revision is not None:
+        annotations[FORCE_SYNC_ANNOTATION] = revision
+    if annotations:
+        metadata["annotations"] = annotations
+    else:
+        metadata.pop("annotations", None)
 
 
 class ExternalSecretComposer:
@@ -52,9 +65,7 @@ class ExternalSecretComposer:
             "spec": {"provider": dict(request.secret_store)},
         }
         external_metadata = metadata(request, f"{app}-secrets", app)
-        revision = request.application.secrets_revision
-        if revision is not None:
-            external_metadata["annotations"] = {FORCE_SYNC_ANNOTATION: revision}
+        set_secrets_revision(external_metadata, request.application.secrets_revision)
         external = {
             "apiVersion": "external-secrets.io/v1",
             "kind": "ExternalSecret",
